@@ -1,0 +1,58 @@
+# The two commands a newcomer needs:
+#   make run   - create/refresh .venv, install, run the main job (see README)
+#   make test  - create/refresh .venv, install with test extras, run the test suite
+# Both install the system libraries MuJoCo needs for headless rendering when they are missing.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+RUN_DIR ?= runs/demo
+# Headless rendering: EGL (libEGL + Mesa). Override with MUJOCO_GL=osmesa if EGL is unavailable.
+export MUJOCO_GL ?= egl
+export PYOPENGL_PLATFORM ?= $(MUJOCO_GL)
+
+SYSTEM_PACKAGES := libegl1 libegl-mesa0 libgl1-mesa-dri libgbm1 libosmesa6
+SYSTEM_STAMP := $(VENV)/.system-deps
+INSTALL_STAMP := $(VENV)/.installed
+
+.PHONY: run test bench install system-deps clean
+
+run: $(INSTALL_STAMP)
+	$(VENV)/bin/robot-rl record --task pick_cube --expert --episodes 20 --out $(RUN_DIR) --video-episodes 3
+
+test: $(INSTALL_STAMP)
+	$(PY) -m pytest -q
+
+bench: $(INSTALL_STAMP)
+	$(PY) benchmarks/sim_speed.py
+
+install: $(INSTALL_STAMP)
+
+# System libraries for headless MuJoCo rendering. Installed with apt when we can (root or
+# passwordless sudo); otherwise the exact command is printed and the build stops.
+$(SYSTEM_STAMP):
+	@missing=""; \
+	for lib in libEGL.so.1 libOSMesa.so; do \
+	  ldconfig -p 2>/dev/null | grep -q "$$lib" || missing="$$missing $$lib"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "robot_rl: headless rendering needs:$$missing (Debian/Ubuntu: $(SYSTEM_PACKAGES))"; \
+	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then SUDO=""; \
+	  elif command -v apt-get >/dev/null && sudo -n true 2>/dev/null; then SUDO="sudo -n"; \
+	  else echo "robot_rl: please run: sudo apt-get install -y $(SYSTEM_PACKAGES)"; exit 1; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null \
+	    || { echo "robot_rl: apt-get install failed; run: sudo apt-get install -y $(SYSTEM_PACKAGES)"; exit 1; }; \
+	fi
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@touch $@
+
+# Refreshes whenever pyproject.toml or constraints.txt change. torch is installed first from the
+# pinned CPU wheel; every later pip call passes the constraints file so nothing pulls CUDA builds.
+$(INSTALL_STAMP): $(SYSTEM_STAMP) pyproject.toml constraints.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q -c constraints.txt -e ".[test]"
+	@touch $@
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

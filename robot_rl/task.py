@@ -1,0 +1,68 @@
+"""The Task contract: what a task adds to a backend to make an env.
+
+A task is backend-agnostic: it reads the backend's typed state (``ArmState`` for arms) and
+speaks to the backend only through its Protocol, so the same task runs in MuJoCo and on the
+robot. It declares its spaces from the backend's spec alone (no device needed).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Protocol, runtime_checkable
+
+import gymnasium as gym
+import numpy as np
+
+from robot_rl.backend import ObjectSpec
+
+
+@runtime_checkable
+class Task(Protocol):
+    """Reset distribution, observation, reward, success, termination and a scripted expert.
+
+    Attributes:
+        name: registry name of the task.
+        max_episode_steps: the time limit; reaching it truncates (never terminates) an episode.
+        objects: scene objects the task needs (simulators add them; on a robot they are real).
+    """
+
+    name: str
+    max_episode_steps: int
+    objects: tuple[ObjectSpec, ...]
+
+    def state_layout(self, spec: Any, obs_mode: str) -> Mapping[str, int]:
+        """Named parts of the flat ``state`` vector, in order, with their sizes."""
+        ...
+
+    def action_space(self, spec: Any) -> gym.spaces.Box:
+        """The normalized action space (``[-1, 1]`` per dimension)."""
+        ...
+
+    def reset(self, backend: Any, rng: np.random.Generator) -> Any:
+        """Bring robot (and, in sim, the scene) to a state drawn from the reset distribution."""
+        ...
+
+    def observe(self, state: Any, obs_mode: str) -> np.ndarray:
+        """The flat float32 ``state`` vector (layout as in :meth:`state_layout`)."""
+        ...
+
+    def action_to_command(self, action: np.ndarray, state: Any, spec: Any) -> Any:
+        """Map a normalized action to the backend's command (e.g. an ``ArmTarget``)."""
+        ...
+
+    def command_to_action(self, command: Any, state: Any, spec: Any) -> np.ndarray:
+        """Inverse of :meth:`action_to_command`: the action the executed command amounts to."""
+        ...
+
+    def reward(self, state: Any) -> float:
+        ...
+
+    def success(self, state: Any) -> bool:
+        ...
+
+    def terminated(self, state: Any) -> bool:
+        """Episode over for a reason inside the MDP (success, or an unrecoverable failure)."""
+        ...
+
+    def expert(self, state: Any) -> np.ndarray:
+        """A scripted action from the (privileged, in sim) state: demos and simulated humans."""
+        ...

@@ -1,0 +1,276 @@
+"""MuJoCo implementation of the :class:`~robot_rl.backend.ArmBackend` contract.
+
+The arm is torque-controlled: every physics step (500 Hz by default) runs the very
+:class:`~drivers.arm.impedance.CartesianImpedanceController` a torque-controlled real arm runs,
+with MuJoCo's Jacobian and bias forces standing in for the robot model. ``command()`` only moves
+the controller's target, ``sync(period_s)`` advances physics.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+
+import mujoco
+import numpy as np
+
+from drivers.arm.impedance import CartesianImpedanceController, ImpedanceConfig
+from robot_rl.backend import ArmSpec, ArmState, ArmTarget, CameraSpec, ObjectSpec, clip_target
+
+ASSET = pathlib.Path(__file__).parent / "assets" / "arm7.xml"
+ARM_JOINTS = tuple(f"joint{i}" for i in range(1, 8))
+#: The Panda "ready" pose: TCP 0.307 m in front of the base, 0.487 m up, pointing down.
+HOME_JOINT_POS_RAD = (0.0, -np.pi / 4, 0.0, -3 * np.pi / 4, 0.0, np.pi / 2, np.pi / 4)
+CAMERAS = ("front", "wrist")
+GRIPPER_MAX_WIDTH_M = 0.08
+
+
+@dataclasses.dataclass(frozen=True)
+class MujocoArmConfig:
+    """Simulated arm settings.
+
+    Attributes:
+        physics_hz: physics (and impedance controller) rate.
+        impedance: controller gains; its ``dt_s`` is replaced by ``1 / physics_hz``.
+        cameras: cameras to expose (subset of ``front``, ``wrist``).
+        image_height, image_width: camera image size in pixels.
+        workspace_low_m, workspace_high_m: TCP target box, base frame.
+        max_step_m, max_step_rad: per-command limits relative to the current TCP pose.
+        settle_s: how long ``reset(..., target)`` lets the controller settle at the target.
+    """
+
+    physics_hz: float = 500.0
+    impedance: ImpedanceConfig = ImpedanceConfig()
+    cameras: tuple[str, ...] = CAMERAS
+    image_height: int = 128
+    image_width: int = 128
+    workspace_low_m: tuple[float, float, float] = (0.2, -0.4, 0.012)
+    workspace_high_m: tuple[float, float, float] = (0.8, 0.4, 0.6)
+    max_step_m: float = 0.05
+    max_step_rad: float = 0.3
+    settle_s: float = 0.6
+
+    def __post_init__(self) -> None:
+        if not 50 <= self.physics_hz <= 10_000:
+            raise ValueError(f"physics_hz must be in [50, 10000], got {self.physics_hz}")
+        unknown = set(self.cameras) - set(CAMERAS)
+        if unknown:
+            raise ValueError(f"unknown cameras {sorted(unknown)}; the sim arm has {list(CAMERAS)}")
+        if np.any(np.asarray(self.workspace_low_m) >= np.asarray(self.workspace_high_m)):
+            raise ValueError(f"workspace_low_m {self.workspace_low_m} must be below workspace_high_m {self.workspace_high_m}")
+
+
+def build_model(objects: tuple[ObjectSpec, ...], config: MujocoArmConfig) -> mujoco.MjModel:
+    """Compile the arm scene plus the task's objects (boxes) with MuJoCo's model editor."""
+    spec = mujoco.MjSpec.from_file(str(ASSET))
+    spec.option.timestep = 1.0 / config.physics_hz
+    spec.visual.global_.offwidth = max(640, config.image_width)
+    spec.visual.global_.offheight = max(480, config.image_height)
+    for obj in objects:
+        body = spec.worldbody.add_body(name=obj.name, pos=[0.5, 0.0, obj.half_size_m[2]])
+        if not obj.fixed:
+            body.add_freejoint(name=f"{obj.name}_joint")
+        geom = body.add_geom(name=obj.name, type=mujoco.mjtGeom.mjGEOM_BOX, size=list(obj.half_size_m), rgba=list(obj.rgba))
+        geom.contype, geom.conaffinity, geom.condim = 1, 3, 4
+        geom.friction = [obj.friction, 0.005, 0.0001]
+        if not obj.fixed:
+            geom.mass = obj.mass_kg
+    return spec.compile()
+
+
+class MujocoArm:
+    """Simulated torque-controlled 7-DoF arm with a parallel gripper.
+
+    Nothing happens in ``__init__``; ``connect()`` compiles the model. Use as a context manager.
+    """
+
+    def __init__(self, config: MujocoArmConfig | None = None, objects: tuple[ObjectSpec, ...] = ()) -> None:
+        self.config = config or MujocoArmConfig()
+        self.objects = tuple(objects)
+        names = [o.name for o in self.objects]
+        if len(set(names)) != len(names):
+            raise ValueError(f"object names must be unique, got {names}")
+        self._spec = ArmSpec(
+            dof=7,
+            joint_limits_rad=np.array(
+                [[-2.8973, 2.8973], [-1.7628, 1.7628], [-2.8973, 2.8973], [-3.0718, -0.0698],
+                 [-2.8973, 2.8973], [-0.0175, 3.7525], [-2.8973, 2.8973]]
+            ),
+            workspace_low_m=np.asarray(self.config.workspace_low_m, dtype=np.float64),
+            workspace_high_m=np.asarray(self.config.workspace_high_m, dtype=np.float64),
+            gripper_max_width_m=GRIPPER_MAX_WIDTH_M,
+            cameras={c: CameraSpec(c, self.config.image_height, self.config.image_width) for c in self.config.cameras},
+            max_step_m=self.config.max_step_m,
+            max_step_rad=self.config.max_step_rad,
+        )
+        self.model: mujoco.MjModel | None = None
+        self.data: mujoco.MjData | None = None
+        self._renderers: dict[tuple[int, int], mujoco.Renderer] = {}
+
+    # ------------------------------------------------------------------ lifecycle
+    @property
+    def spec(self) -> ArmSpec:
+        return self._spec
+
+    @property
+    def connected(self) -> bool:
+        return self.data is not None
+
+    def connect(self) -> None:
+        if self.connected:
+            return
+        self.model = build_model(self.objects, self.config)
+        self.data = mujoco.MjData(self.model)
+        self._bind()
+
+    def close(self) -> None:
+        for renderer in self._renderers.values():
+            renderer.close()
+        self._renderers.clear()
+        self.model = self.data = None
+
+    def __enter__(self) -> "MujocoArm":
+        self.connect()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _bind(self) -> None:
+        """Look up ids and make the views the 500 Hz loop reads (no allocation per tick)."""
+        m, d = self.model, self.data
+        qadr = [m.jnt_qposadr[m.joint(j).id] for j in ARM_JOINTS]
+        vadr = [m.jnt_dofadr[m.joint(j).id] for j in ARM_JOINTS]
+        if qadr != list(range(7)) or vadr != list(range(7)):
+            raise RuntimeError("the arm joints must be the model's first 7 dofs")
+        self._tcp = m.site("tcp").id
+        self._hand = m.body("hand").id
+        self._gripper_act = m.actuator("gripper").id
+        self._fingers = [m.jnt_qposadr[m.joint(f).id] for f in ("finger_left", "finger_right")]
+        self._jac = np.zeros((6, m.nv))
+        self._jac_arm = self._jac[:, :7]
+        self._q, self._dq = d.qpos[:7], d.qvel[:7]
+        self._bias = d.qfrc_bias[:7]
+        self._tcp_pos = d.site_xpos[self._tcp]
+        self._tcp_rot = d.site_xmat[self._tcp].reshape(3, 3)
+        self._ctrl_arm = d.ctrl[:7]
+        self._gripper_geoms = {
+            g for g in range(m.ngeom) if m.geom_bodyid[g] in {m.body(b).id for b in ("hand", "finger_left", "finger_right")}
+        }
+        self._object_adr = {}
+        for obj in self.objects:
+            if not obj.fixed:
+                self._object_adr[obj.name] = m.jnt_qposadr[m.joint(f"{obj.name}_joint").id]
+        impedance = dataclasses.replace(self.config.impedance, dt_s=float(m.opt.timestep))
+        self.controller = CartesianImpedanceController(impedance)
+
+    def _require(self) -> tuple[mujoco.MjModel, mujoco.MjData]:
+        if self.data is None:
+            raise RuntimeError("MujocoArm is not connected: call connect() or use it in a `with` block")
+        return self.model, self.data
+
+    # ------------------------------------------------------------------ control
+    def read_state(self) -> ArmState:
+        m, d = self._require()
+        vel = np.zeros(6)
+        mujoco.mj_objectVelocity(m, d, mujoco.mjtObj.mjOBJ_SITE, self._tcp, vel, 0)
+        quat = np.zeros(4)
+        mujoco.mju_mat2Quat(quat, d.site_xmat[self._tcp])
+        objects = {
+            name: np.concatenate([d.qpos[adr : adr + 3], d.qpos[adr + 3 : adr + 7]]) for name, adr in self._object_adr.items()
+        }
+        return ArmState(
+            time_s=float(d.time),
+            tcp_pos_m=d.site_xpos[self._tcp].copy(),
+            tcp_quat_wxyz=quat,
+            tcp_linvel_m_s=vel[3:].copy(),
+            tcp_angvel_rad_s=vel[:3].copy(),
+            joint_pos_rad=d.qpos[:7].copy(),
+            joint_vel_rad_s=d.qvel[:7].copy(),
+            gripper_width_m=float(d.qpos[self._fingers[0]] + d.qpos[self._fingers[1]]),
+            ext_wrench_n_nm=self._contact_wrench(),
+            objects=objects,
+        )
+
+    def _contact_wrench(self) -> np.ndarray:
+        """Wrench [N, Nm] that contacts on the hand and fingers apply to the robot, about the TCP."""
+        m, d = self.model, self.data
+        wrench = np.zeros(6)
+        force6 = np.zeros(6)
+        for i in range(d.ncon):
+            con = d.contact[i]
+            ours = (con.geom1 in self._gripper_geoms, con.geom2 in self._gripper_geoms)
+            if ours[0] == ours[1]:
+                continue
+            mujoco.mj_contactForce(m, d, i, force6)
+            frame = con.frame.reshape(3, 3)  # rows: contact normal and tangents, world frame
+            force = frame.T @ force6[:3]  # force on geom2 from geom1
+            if ours[0]:
+                force = -force
+            wrench[:3] += force
+            wrench[3:] += np.cross(con.pos - d.site_xpos[self._tcp], force)
+        return wrench
+
+    def command(self, target: ArmTarget) -> ArmTarget:
+        self._require()
+        executed = clip_target(target, self._spec, self.read_state())
+        self.controller.set_target(executed.tcp_pos_m, executed.tcp_quat_wxyz)
+        self.data.ctrl[self._gripper_act] = executed.gripper_width_m / 2.0
+        return executed
+
+    def sync(self, period_s: float) -> None:
+        """Advance physics by ``period_s``, running the impedance controller every step."""
+        m, d = self._require()
+        steps = max(1, int(round(period_s / m.opt.timestep)))
+        compute, ctrl = self.controller.compute, self._ctrl_arm
+        q, dq, pos, rot, jac, jac_arm, bias = self._q, self._dq, self._tcp_pos, self._tcp_rot, self._jac, self._jac_arm, self._bias
+        for _ in range(steps):
+            mujoco.mj_step1(m, d)
+            mujoco.mj_jacSite(m, d, jac[:3], jac[3:], self._tcp)
+            ctrl[:] = compute(q, dq, pos, rot, jac_arm, bias)
+            mujoco.mj_step2(m, d)
+        if not np.all(np.isfinite(d.qpos)):
+            raise FloatingPointError("simulation diverged (non-finite joint positions); check controller gains")
+
+    def reset(self, joint_pos_rad: np.ndarray, target: ArmTarget | None = None) -> ArmState:
+        m, d = self._require()
+        mujoco.mj_resetData(m, d)
+        d.qpos[:7] = joint_pos_rad
+        width = GRIPPER_MAX_WIDTH_M if target is None else target.gripper_width_m
+        d.qpos[self._fingers] = width / 2.0
+        d.ctrl[self._gripper_act] = width / 2.0
+        for obj in self.objects:
+            if not obj.fixed:
+                adr = self._object_adr[obj.name]
+                d.qpos[adr : adr + 7] = [0.5, 0.0, obj.half_size_m[2], 1.0, 0.0, 0.0, 0.0]
+        mujoco.mj_forward(m, d)
+        state = self.read_state()
+        self.controller.reset(state.tcp_pos_m, state.tcp_quat_wxyz, d.qpos[:7])
+        if target is not None:
+            self.command(target)
+            self.sync(self.config.settle_s)
+        return self.read_state()
+
+    def set_object_pose(self, name: str, pos_m: np.ndarray, quat_wxyz: np.ndarray) -> None:
+        m, d = self._require()
+        if name not in self._object_adr:
+            raise KeyError(f"no free object {name!r}; objects: {sorted(self._object_adr)}")
+        adr = self._object_adr[name]
+        d.qpos[adr : adr + 3] = pos_m
+        d.qpos[adr + 3 : adr + 7] = np.asarray(quat_wxyz) / np.linalg.norm(quat_wxyz)
+        dof = m.jnt_dofadr[m.joint(f"{name}_joint").id]
+        d.qvel[dof : dof + 6] = 0.0
+        mujoco.mj_forward(m, d)
+
+    # ------------------------------------------------------------------ cameras
+    def render(self, camera: str, height: int | None = None, width: int | None = None) -> np.ndarray:
+        """RGB ``uint8 (H, W, 3)`` image of ``camera`` (default size from the config)."""
+        m, d = self._require()
+        if camera not in CAMERAS:
+            raise KeyError(f"unknown camera {camera!r}; the sim arm has {list(CAMERAS)}")
+        size = (height or self.config.image_height, width or self.config.image_width)
+        renderer = self._renderers.get(size)
+        if renderer is None:
+            renderer = self._renderers[size] = mujoco.Renderer(m, *size)
+        renderer.update_scene(d, camera=camera)
+        return renderer.render()
