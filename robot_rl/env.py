@@ -51,9 +51,8 @@ class RobotEnv(gym.Env):
         self.metadata = {**self.metadata, "render_fps": self.control_hz}
         spec = backend.spec
         cameras = list(spec.cameras)
+        # Any camera the backend can render (not only the observed ones); it says which exist.
         self.render_camera = render_camera or (cameras[0] if cameras else None)
-        if self.render_camera is not None and self.render_camera not in spec.cameras:
-            raise ValueError(f"unknown render_camera {self.render_camera!r}; known: {cameras}")
         self.render_size = render_size
         self.state_layout = self._slices(task.state_layout(spec, obs))
         self.action_space = task.action_space(spec)

@@ -188,4 +188,5 @@ def make_env(backend: str = "sim", obs: str = "state", **overrides):
     if obs == "state" and "cameras" not in routed["backend"]:
         arm_config = dataclasses.replace(arm_config, cameras=())  # nothing rendered per step
     arm = MujocoArm(arm_config, objects=task.objects)
-    return RobotEnv(arm, task, obs=obs, **routed["env"])
+    env_options = {"render_camera": "front", **routed["env"]}
+    return RobotEnv(arm, task, obs=obs, **env_options)

@@ -48,7 +48,7 @@ class MujocoArmConfig:
     workspace_high_m: tuple[float, float, float] = (0.8, 0.4, 0.6)
     max_step_m: float = 0.05
     max_step_rad: float = 0.3
-    settle_s: float = 0.6
+    settle_s: float = 0.2
 
     def __post_init__(self) -> None:
         if not 50 <= self.physics_hz <= 10_000:
@@ -233,6 +233,8 @@ class MujocoArm:
             raise FloatingPointError("simulation diverged (non-finite joint positions); check controller gains")
 
     def reset(self, joint_pos_rad: np.ndarray, target: ArmTarget | None = None) -> ArmState:
+        """Start from ``joint_pos_rad``; with a ``target``, jump to its inverse kinematics and let
+        the controller settle there for ``settle_s`` (a real arm would drive there instead)."""
         m, d = self._require()
         mujoco.mj_resetData(m, d)
         d.qpos[:7] = joint_pos_rad
@@ -243,6 +245,8 @@ class MujocoArm:
             if not obj.fixed:
                 adr = self._object_adr[obj.name]
                 d.qpos[adr : adr + 7] = [0.5, 0.0, obj.half_size_m[2], 1.0, 0.0, 0.0, 0.0]
+        if target is not None:
+            self._inverse_kinematics(target)
         mujoco.mj_forward(m, d)
         state = self.read_state()
         self.controller.reset(state.tcp_pos_m, state.tcp_quat_wxyz, d.qpos[:7])
@@ -250,6 +254,30 @@ class MujocoArm:
             self.command(target)
             self.sync(self.config.settle_s)
         return self.read_state()
+
+    def _inverse_kinematics(self, target: ArmTarget, iterations: int = 100) -> None:
+        """Damped least-squares IK of the TCP pose, pulled toward the starting posture, in qpos."""
+        m, d = self.model, self.data
+        posture = d.qpos[:7].copy()
+        goal_rot = np.zeros(9)
+        mujoco.mju_quat2Mat(goal_rot, np.asarray(target.tcp_quat_wxyz, dtype=np.float64))
+        goal_rot = goal_rot.reshape(3, 3)
+        limits = self._spec.joint_limits_rad
+        for _ in range(iterations):
+            mujoco.mj_kinematics(m, d)
+            mujoco.mj_comPos(m, d)
+            err = np.zeros(6)
+            err[:3] = target.tcp_pos_m - d.site_xpos[self._tcp]
+            rr = goal_rot @ d.site_xmat[self._tcp].reshape(3, 3).T
+            err[3:] = 0.5 * np.array([rr[2, 1] - rr[1, 2], rr[0, 2] - rr[2, 0], rr[1, 0] - rr[0, 1]])
+            if np.max(np.abs(err)) < 1e-5:
+                return
+            mujoco.mj_jacSite(m, d, self._jac[:3], self._jac[3:], self._tcp)
+            jac = self._jac_arm
+            step = jac.T @ np.linalg.solve(jac @ jac.T + 1e-4 * np.eye(6), err)
+            step += 0.1 * (np.eye(7) - np.linalg.pinv(jac) @ jac) @ (posture - d.qpos[:7])
+            d.qpos[:7] = np.clip(d.qpos[:7] + step, limits[:, 0], limits[:, 1])
+        raise RuntimeError(f"no inverse kinematics solution for TCP target {target.tcp_pos_m} within joint limits")
 
     def set_object_pose(self, name: str, pos_m: np.ndarray, quat_wxyz: np.ndarray) -> None:
         m, d = self._require()
