@@ -79,7 +79,14 @@ COMMANDS = {"envs": Envs, "record": Record}
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MUJOCO_GL", "egl")
     command = tyro.extras.subcommand_cli_from_dict(COMMANDS, args=argv, prog="robot-rl", description="robot_rl: learning on robots")
-    return command.run()
+    try:
+        return command.run()
+    except (ValueError, NotImplementedError, FileNotFoundError, FileExistsError) as err:
+        # Bad input: one clear line, no traceback (set ROBOT_RL_DEBUG=1 for the traceback).
+        if os.environ.get("ROBOT_RL_DEBUG") == "1":
+            raise
+        print(f"robot-rl: error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
