@@ -59,7 +59,7 @@ class ImpedanceConfig:
     torque_limits_nm: tuple[float, ...] = (87.0, 87.0, 87.0, 87.0, 12.0, 12.0, 12.0)
     target_filter_s: float = 0.01
     gain_filter_s: float = 0.1
-    nullspace_damping_lambda: float = 0.05
+    nullspace_damping_lambda: float = 0.01
     dt_s: float = 0.001
 
     def __post_init__(self) -> None:
@@ -71,9 +71,14 @@ class ImpedanceConfig:
             if not getattr(self, name) >= 0:
                 raise ValueError(f"ImpedanceConfig.{name} must be >= 0, got {getattr(self, name)}")
         for name in ("clip_pos_m", "clip_rot_rad"):
-            value = getattr(self, name)
-            if len(value) != 3 or min(value) <= 0:
-                raise ValueError(f"ImpedanceConfig.{name} needs 3 positive per-axis limits, got {value}")
+            value = np.asarray(getattr(self, name), dtype=np.float64)
+            if value.shape != (3,) or not np.all(np.isfinite(value)) or value.min() <= 0:
+                raise ValueError(f"ImpedanceConfig.{name} needs 3 positive finite per-axis limits, got {getattr(self, name)}")
+        limits = np.asarray(self.torque_limits_nm, dtype=np.float64)
+        if limits.ndim != 1 or limits.size < 1 or not np.all(np.isfinite(limits)) or limits.min() <= 0:
+            raise ValueError(f"ImpedanceConfig.torque_limits_nm must be positive and finite, got {self.torque_limits_nm}")
+        if not 0 <= self.nullspace_damping_lambda < 1:
+            raise ValueError(f"ImpedanceConfig.nullspace_damping_lambda must be in [0, 1), got {self.nullspace_damping_lambda}")
 
     @property
     def dof(self) -> int:
@@ -164,16 +169,22 @@ class CartesianImpedanceController:
         self._a_inv = np.eye(6)
         self._a_inv_next = np.eye(6)
         self._ns_t = np.zeros((6, 6))
+        self._ns_residual = np.zeros((6, 6))
+        self._eye6 = np.eye(6)
         self._ticks = 0
 
     # ----------------------------------------------------------------------------- setup
-    def reset(self, tcp_pos: np.ndarray, tcp_quat_wxyz: np.ndarray, q: np.ndarray) -> None:
-        """Hold the current pose: target = filtered reference = current, posture = ``q``."""
+    def reset(self, tcp_pos: np.ndarray, tcp_quat_wxyz: np.ndarray, q: np.ndarray, tau: np.ndarray | None = None) -> None:
+        """Hold the current pose: target = filtered reference = current, posture = ``q``.
+
+        ``tau`` is the torque being applied now (e.g. gravity compensation), where the torque
+        rate limit starts from; zero if not given.
+        """
         self.set_target(tcp_pos, tcp_quat_wxyz)
         self._ref[:] = self._goal
         self._target_ticks_left = 0
         self.set_nullspace_posture(q)
-        self._out[:] = 0.0
+        self._out[:] = 0.0 if tau is None else np.clip(tau, self._neg_tau_limit, self._tau_limit)
         self._ticks = 0
 
     def set_target(self, tcp_pos: np.ndarray, tcp_quat_wxyz: np.ndarray) -> None:
@@ -302,19 +313,22 @@ class CartesianImpedanceController:
         """Keep ``_a_inv`` = (J J^T + lambda^2 I)^-1 with one Newton-Schulz step per tick.
 
         X <- X (2I - A X) converges quadratically while ||I - A X|| < 1; the Jacobian moves little
-        in one tick, so one step keeps X exact to rounding. The residual is checked every 32 ticks
-        and X recomputed exactly if it grew (or on the first tick after ``reset``).
+        in one tick, so one step keeps X exact to rounding. X is recomputed exactly on the first
+        tick after ``reset``, when trace(A X) leaves 6 +- 0.5 (checked every tick: a jump of the
+        Jacobian) and when the full residual exceeds 0.25 (checked every 32 ticks).
         """
         a, t = self._a, self._ns_t
         np.dot(jac, jac.T, out=a)
         np.add(a, self._lambda2_eye, out=a)
-        if self._ticks & 31 == 0:
-            np.dot(a, self._a_inv, out=t)
-            t[np.diag_indices(6)] -= 1.0
-            if self._ticks == 0 or float(np.abs(t).max()) > 0.25:
-                self._a_inv[:] = np.linalg.inv(a)  # rare: after reset or a Jacobian jump
-        self._ticks += 1
         np.dot(a, self._a_inv, out=t)
+        drifted = not abs(float(t.trace()) - 6.0) <= 0.5  # NaN counts as drifted
+        if self._ticks & 31 == 0 and not drifted:
+            np.subtract(t, self._eye6, out=self._ns_residual)
+            drifted = not float(np.abs(self._ns_residual, out=self._ns_residual).max()) <= 0.25
+        self._ticks += 1
+        if drifted or self._ticks == 1:
+            self._a_inv[:] = np.linalg.inv(a)  # rare: after reset or a Jacobian jump
+            return
         np.subtract(self._two_eye6, t, out=t)
         np.dot(self._a_inv, t, out=self._a_inv_next)
         self._a_inv, self._a_inv_next = self._a_inv_next, self._a_inv
@@ -328,4 +342,7 @@ class CartesianImpedanceController:
         np.minimum(hi, self._tau_limit, out=hi)
         np.minimum(tau, hi, out=tau)
         np.maximum(tau, lo, out=out)
+        if not float(out @ out) < 1e300:  # NaN/inf anywhere (min/max pass NaN through)
+            out[:] = 0.0
+            raise FloatingPointError("impedance controller: non-finite torque; check the state and Jacobian inputs")
         return out

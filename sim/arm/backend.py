@@ -249,7 +249,7 @@ class MujocoArm:
             self._inverse_kinematics(target)
         mujoco.mj_forward(m, d)
         state = self.read_state()
-        self.controller.reset(state.tcp_pos_m, state.tcp_quat_wxyz, d.qpos[:7])
+        self.controller.reset(state.tcp_pos_m, state.tcp_quat_wxyz, d.qpos[:7], tau=d.qfrc_bias[:7])
         if target is not None:
             self.command(target)
             self.sync(self.config.settle_s)

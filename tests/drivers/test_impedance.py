@@ -297,6 +297,9 @@ def test_compute_does_not_allocate_in_steady_state() -> None:
         {"clip_rot_rad": (0.1, 0.1, 0.1, 0.1)},
         {"clip_pos_m": (0.02, -0.02, 0.02)},
         {"stiffness_pos_n_m": float("nan")},
+        {"torque_limits_nm": (-5.0,) * 7},
+        {"clip_pos_m": (float("nan"), 0.02, 0.02)},
+        {"nullspace_damping_lambda": -0.1},
     ],
     ids=lambda bad: "-".join(f"{k}={v}" for k, v in bad.items()),
 )
@@ -326,15 +329,16 @@ def test_set_gains_rejects_non_positive_stiffness() -> None:
         ctrl.set_gains(-1.0, 10.0)
 
 
-@pytest.mark.filterwarnings("ignore::RuntimeWarning")
-@pytest.mark.xfail(
-    strict=True,
-    reason="library bug: after a Jacobian jump the Newton-Schulz inverse diverges to NaN and the "
-    "residual check `float(np.abs(t).max()) > 0.25` is False for NaN, so torques stay NaN "
-    "(drivers/arm/impedance.py, _track_inverse)",
-)
 def test_recovers_finite_torques_after_a_jacobian_jump() -> None:
     ctrl = held_controller(dataclasses.replace(ImpedanceConfig(), max_torque_rate_nm_s=1e9))
     for jac in [JAC] * 5 + [3.0 * JAC] * 64:  # the residual check runs every 32 ticks
         tau = ctrl.compute(np.zeros(7), np.zeros(7), np.zeros(3), np.eye(3), jac, np.zeros(7))
     assert np.all(np.isfinite(tau))
+
+
+def test_non_finite_inputs_raise_instead_of_sending_nan_torques() -> None:
+    ctrl = held_controller(ImpedanceConfig())
+    q = np.zeros(7)
+    q[2] = np.nan
+    with pytest.raises(FloatingPointError, match="non-finite torque"):
+        ctrl.compute(q, np.zeros(7), np.zeros(3), np.eye(3), JAC, np.zeros(7))
