@@ -122,6 +122,7 @@ class CartesianImpedanceController:
         self._alpha_gain = _filter_gain(cfg.gain_filter_s, cfg.dt_s)
         rate_step = cfg.max_torque_rate_nm_s * cfg.dt_s
         self._rate_step = np.full(n, rate_step)
+        self._neg_rate_step = -self._rate_step
         self._tau_limit = np.asarray(cfg.torque_limits_nm, dtype=np.float64)
         self._neg_tau_limit = -self._tau_limit
         self._clip = np.asarray(cfg.clip_pos_m + cfg.clip_rot_rad, dtype=np.float64)
@@ -143,7 +144,9 @@ class CartesianImpedanceController:
         # rotations (not exactly orthonormal) only while it moves; it equals the goal at rest.
         self._goal = np.zeros(12)
         self._ref = np.zeros(12)
+        self._ref_pos = self._ref[:3]
         self._ref_rot_half = self._ref[3:].reshape(3, 3)
+        self._ref_rot_half_t = self._ref_rot_half.T
         self._goal_quat = np.array([1.0, 0.0, 0.0, 0.0])
         self._target_ticks_left = 0
         self._target_ticks = int(np.ceil(np.log(1e-9) / np.log(1.0 - self._alpha_target))) if self._alpha_target < 1 else 1
@@ -151,7 +154,9 @@ class CartesianImpedanceController:
         # Work buffers: [e (6); twist (6)] and the rest; nothing is allocated per tick.
         self._z = np.zeros(12)
         self._err, self._twist = self._z[:6], self._z[6:]
+        self._err_pos, self._err_rot = self._err[:3], self._err[3:]
         self._w12 = np.zeros(12)
+        self._w12_pos, self._w12_vel = self._w12[:6], self._w12[6:]
         self._wrench = np.zeros(6)
         self._rr = np.zeros((3, 3))
         self._skew = np.zeros((3, 3))
@@ -162,13 +167,12 @@ class CartesianImpedanceController:
         self._tau = np.zeros(n)
         self._tau_ns = np.zeros(n)
         self._tmpn = np.zeros(n)
-        self._lo = np.zeros(n)
-        self._hi = np.zeros(n)
         self._out = np.zeros(n)  # also the previous tick's torque, for the rate limit
         self._a = np.zeros((6, 6))
         self._a_inv = np.eye(6)
         self._a_inv_next = np.eye(6)
         self._ns_t = np.zeros((6, 6))
+        self._ns_t_diag = self._ns_t.reshape(-1)[::7]  # view of the diagonal
         self._ns_residual = np.zeros((6, 6))
         self._eye6 = np.eye(6)
         self._ticks = 0
@@ -248,15 +252,37 @@ class CartesianImpedanceController:
         """
         if self._target_ticks_left or self._gain_ticks_left:
             self._filter()
+        jac_t = jac.T
         self._pose_error(tcp_pos, tcp_rot)
-        z, w12, wrench, tau = self._z, self._w12, self._wrench, self._tau
-        np.dot(jac, dq, out=self._twist)
-        np.multiply(self._gains, z, out=w12)
-        np.add(w12[:6], w12[6:], out=wrench)  # -K e_c - D J dq
-        np.dot(jac.T, wrench, out=tau)
-        self._add_nullspace(q, dq, jac)
-        np.add(tau, bias, out=tau)
+        wrench = self._task_wrench(jac, dq)
+        t0 = self._posture_torque(q, dq)
+        self._track_inverse(jac, jac_t)
+        # tau = J^T wrench + N t0, with N t0 = t0 - J^T X J t0: one product with J^T for both.
+        u6, y6, tau = self._u6, self._y6, self._tau
+        np.dot(jac, t0, u6)
+        np.dot(self._a_inv, u6, y6)
+        np.subtract(wrench, y6, wrench)
+        np.dot(jac_t, wrench, tau)
+        np.add(tau, t0, tau)
+        np.add(tau, bias, tau)
         return self._limit(tau)
+
+    def _task_wrench(self, jac: np.ndarray, dq: np.ndarray) -> np.ndarray:
+        """``-K e_c - D J dq`` (6,), from the gains 12-vector acting on ``[e_c; J dq]``."""
+        w12 = self._w12
+        np.dot(jac, dq, self._twist)
+        np.multiply(self._gains, self._z, w12)
+        np.add(self._w12_pos, self._w12_vel, self._wrench)
+        return self._wrench
+
+    def _posture_torque(self, q: np.ndarray, dq: np.ndarray) -> np.ndarray:
+        """``k_ns (q_ns - q) - d_ns dq`` (n,), before the nullspace projection."""
+        t0, tmp = self._tau_ns, self._tmpn
+        np.multiply(q, self._k_ns, t0)
+        np.subtract(self._kq_ns, t0, t0)
+        np.multiply(dq, self._d_ns, tmp)
+        np.subtract(t0, tmp, t0)
+        return t0
 
     def _filter(self) -> None:
         if self._target_ticks_left:
@@ -288,28 +314,14 @@ class CartesianImpedanceController:
         angles (its norm is sin(angle) for large ones: the clip bounds it anyway).
         """
         err, rr, skew = self._err, self._rr, self._skew
-        np.subtract(tcp_pos, self._ref[:3], out=err[:3])
-        np.dot(tcp_rot, self._ref_rot_half.T, out=rr)  # already halved
-        np.subtract(rr, rr.T, out=skew)
-        skew.take(self._vee_index, out=err[3:])
+        np.subtract(tcp_pos, self._ref_pos, self._err_pos)
+        np.dot(tcp_rot, self._ref_rot_half_t, rr)  # already halved
+        np.subtract(rr, rr.T, skew)
+        skew.take(self._vee_index, out=self._err_rot)
         np.minimum(err, self._clip, out=err)
         np.maximum(err, self._neg_clip, out=err)
 
-    def _add_nullspace(self, q: np.ndarray, dq: np.ndarray, jac: np.ndarray) -> None:
-        """tau += N (k_ns (q_ns - q) - d_ns dq), N = I - J^T (J J^T + lambda^2 I)^-1 J."""
-        t0, tmp = self._tau_ns, self._tmpn
-        np.multiply(q, self._k_ns, out=t0)
-        np.subtract(self._kq_ns, t0, out=t0)
-        np.multiply(dq, self._d_ns, out=tmp)
-        np.subtract(t0, tmp, out=t0)
-        self._track_inverse(jac)
-        np.dot(jac, t0, out=self._u6)
-        np.dot(self._a_inv, self._u6, out=self._y6)
-        np.dot(jac.T, self._y6, out=tmp)
-        np.subtract(t0, tmp, out=t0)
-        np.add(self._tau, t0, out=self._tau)
-
-    def _track_inverse(self, jac: np.ndarray) -> None:
+    def _track_inverse(self, jac: np.ndarray, jac_t: np.ndarray) -> None:
         """Keep ``_a_inv`` = (J J^T + lambda^2 I)^-1 with one Newton-Schulz step per tick.
 
         X <- X (2I - A X) converges quadratically while ||I - A X|| < 1; the Jacobian moves little
@@ -318,10 +330,10 @@ class CartesianImpedanceController:
         Jacobian) and when the full residual exceeds 0.25 (checked every 32 ticks).
         """
         a, t = self._a, self._ns_t
-        np.dot(jac, jac.T, out=a)
-        np.add(a, self._lambda2_eye, out=a)
-        np.dot(a, self._a_inv, out=t)
-        drifted = not abs(float(t.trace()) - 6.0) <= 0.5  # NaN counts as drifted
+        np.dot(jac, jac_t, a)
+        np.add(a, self._lambda2_eye, a)
+        np.dot(a, self._a_inv, t)
+        drifted = not abs(float(self._ns_t_diag.sum()) - 6.0) <= 0.5  # trace; NaN counts as drifted
         if self._ticks & 31 == 0 and not drifted:
             np.subtract(t, self._eye6, out=self._ns_residual)
             drifted = not float(np.abs(self._ns_residual, out=self._ns_residual).max()) <= 0.25
@@ -329,20 +341,24 @@ class CartesianImpedanceController:
         if drifted or self._ticks == 1:
             self._a_inv[:] = np.linalg.inv(a)  # rare: after reset or a Jacobian jump
             return
-        np.subtract(self._two_eye6, t, out=t)
-        np.dot(self._a_inv, t, out=self._a_inv_next)
+        np.subtract(self._two_eye6, t, t)
+        np.dot(self._a_inv, t, self._a_inv_next)
         self._a_inv, self._a_inv_next = self._a_inv_next, self._a_inv
 
     def _limit(self, tau: np.ndarray) -> np.ndarray:
-        """Rate-limit the change from the previous tick, then clip to the torque limits."""
-        lo, hi, out = self._lo, self._hi, self._out
-        np.subtract(out, self._rate_step, out=lo)
-        np.maximum(lo, self._neg_tau_limit, out=lo)
-        np.add(out, self._rate_step, out=hi)
-        np.minimum(hi, self._tau_limit, out=hi)
-        np.minimum(tau, hi, out=tau)
-        np.maximum(tau, lo, out=out)
-        if not float(out @ out) < 1e300:  # NaN/inf anywhere (min/max pass NaN through)
+        """Clip to the torque limits, then limit the change from the previous tick's torque.
+
+        The previous torque is within the limits, so moving from it toward a clipped torque
+        stays within them.
+        """
+        out, delta = self._out, self._tmpn
+        np.minimum(tau, self._tau_limit, out=tau)
+        np.maximum(tau, self._neg_tau_limit, out=tau)
+        np.subtract(tau, out, delta)
+        np.minimum(delta, self._rate_step, out=delta)
+        np.maximum(delta, self._neg_rate_step, out=delta)
+        np.add(out, delta, out)
+        if not float(np.dot(out, out)) < 1e300:  # NaN/inf anywhere (min/max pass NaN through)
             out[:] = 0.0
             raise FloatingPointError("impedance controller: non-finite torque; check the state and Jacobian inputs")
         return out

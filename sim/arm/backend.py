@@ -71,11 +71,26 @@ def build_model(objects: tuple[ObjectSpec, ...], config: MujocoArmConfig) -> muj
         if not obj.fixed:
             body.add_freejoint(name=f"{obj.name}_joint")
         geom = body.add_geom(name=obj.name, type=mujoco.mjtGeom.mjGEOM_BOX, size=list(obj.half_size_m), rgba=list(obj.rgba))
-        geom.contype, geom.conaffinity, geom.condim = 1, 3, 4
-        geom.friction = [obj.friction, 0.005, 0.0001]
+        geom.contype = geom.conaffinity = 0  # explicit pairs below
         if not obj.fixed:
             geom.mass = obj.mass_kg
+    _add_contact_pairs(spec, objects)
     return spec.compile()
+
+
+def _add_contact_pairs(spec: mujoco.MjSpec, objects: tuple[ObjectSpec, ...]) -> None:
+    """Objects touch the gripper (torsional friction, soft-but-stiff contact for stable grasps),
+    the table, and each other."""
+    for i, obj in enumerate(objects):
+        grip_friction = [obj.friction * 1.5, obj.friction * 1.5, 0.01, 0.001, 0.001]
+        for finger in ("finger_left", "finger_right", "hand"):
+            pair = spec.add_pair(geomname1=finger, geomname2=obj.name, condim=4, friction=grip_friction)
+            pair.solref, pair.solimp = [0.005, 1.0], [0.95, 0.99, 0.001, 0.5, 2.0]
+        if not obj.fixed:
+            spec.add_pair(geomname1=obj.name, geomname2="table", condim=3, friction=[obj.friction, obj.friction, 0.005, 0.0001, 0.0001])
+        for other in objects[i + 1 :]:
+            if not (obj.fixed and other.fixed):
+                spec.add_pair(geomname1=obj.name, geomname2=other.name, condim=3, friction=[obj.friction, obj.friction, 0.005, 0.0001, 0.0001])
 
 
 class MujocoArm:
