@@ -1,6 +1,14 @@
 """robot_rl: gymnasium envs for real and simulated robots, and learners that train on them."""
 
+import os as _os
 from importlib import metadata as _metadata
+
+# Headless machines (no DISPLAY) render MuJoCo offscreen with EGL unless the user chose another
+# backend (MUJOCO_GL=osmesa or glfw). MuJoCo reads this when it is first imported.
+if "MUJOCO_GL" not in _os.environ and not _os.environ.get("DISPLAY"):
+    _os.environ["MUJOCO_GL"] = "egl"
+if _os.environ.get("MUJOCO_GL") in ("egl", "osmesa"):
+    _os.environ.setdefault("PYOPENGL_PLATFORM", _os.environ["MUJOCO_GL"])
 
 try:
     __version__ = _metadata.version("robot-rl")

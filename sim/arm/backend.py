@@ -9,6 +9,7 @@ the controller's target, ``sync(period_s)`` advances physics.
 from __future__ import annotations
 
 import dataclasses
+import os
 import pathlib
 
 import mujoco
@@ -314,6 +315,13 @@ class MujocoArm:
         size = (height or self.config.image_height, width or self.config.image_width)
         renderer = self._renderers.get(size)
         if renderer is None:
-            renderer = self._renderers[size] = mujoco.Renderer(m, *size)
+            try:
+                renderer = self._renderers[size] = mujoco.Renderer(m, *size)
+            except mujoco.FatalError as err:
+                raise RuntimeError(
+                    f"MuJoCo could not render offscreen (MUJOCO_GL={os.environ.get('MUJOCO_GL')!r}): {err}. "
+                    "Set MUJOCO_GL=egl (needs libegl1 + Mesa) or MUJOCO_GL=osmesa (needs libosmesa6) "
+                    "before mujoco is first imported; `make install` sets up both."
+                ) from err
         renderer.update_scene(d, camera=camera)
         return renderer.render()
