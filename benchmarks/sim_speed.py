@@ -56,19 +56,14 @@ def time_controller(ticks: int = 20000) -> dict:
     env = robot_rl.make("pick_cube")
     env.reset(seed=0)
     arm = env.unwrapped.backend
-    import mujoco
-
-    m, d = arm.model, arm.data
-    mujoco.mj_step1(m, d)
-    mujoco.mj_jacSite(m, d, arm._jac[:3], arm._jac[3:], arm._tcp)
-    args = (arm._q, arm._dq, arm._tcp_pos, arm._tcp_rot, arm._jac_arm, arm._bias)
+    args = arm.controller_inputs()
     compute = arm.controller.compute
     t0 = time.perf_counter()
     for _ in range(ticks):
         compute(*args)
     controller_us = (time.perf_counter() - t0) / ticks * 1e6
     t0 = time.perf_counter()
-    arm.sync(ticks * m.opt.timestep / 4)
+    arm.sync(ticks * arm.model.opt.timestep / 4)
     tick_us = (time.perf_counter() - t0) / (ticks / 4) * 1e6
     env.close()
     return {"controller_us": controller_us, "physics_tick_us": tick_us}

@@ -147,6 +147,9 @@ class ArmBackend(Protocol):
     @property
     def spec(self) -> ArmSpec: ...
 
+    @property
+    def connected(self) -> bool: ...
+
     def connect(self) -> None: ...
 
     def close(self) -> None: ...
@@ -165,8 +168,8 @@ class ArmBackend(Protocol):
         """Move to a joint configuration (then, if given, settle at ``target``); return the state."""
         ...
 
-    def render(self, camera: str) -> np.ndarray:
-        """The newest ``uint8 (H, W, 3)`` frame of ``camera``."""
+    def render(self, camera: str, height: int | None = None, width: int | None = None) -> np.ndarray:
+        """The newest ``uint8 (H, W, 3)`` frame of ``camera`` (spec size unless given)."""
         ...
 
 

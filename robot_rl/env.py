@@ -98,7 +98,7 @@ class RobotEnv(gym.Env):
     # ------------------------------------------------------------------ gymnasium API
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[Any, dict]:
         super().reset(seed=seed)
-        if not getattr(self.backend, "connected", True):
+        if not self.backend.connected:
             self.backend.connect()
         self._state = self.task.reset(self.backend, self.np_random)
         self._steps = 0
@@ -151,7 +151,5 @@ class RobotEnv(gym.Env):
         return self.backend.render(self.render_camera, *self.render_size)
 
     def close(self) -> None:
-        close = getattr(self.backend, "close", None)
-        if close is not None:
-            close()
+        self.backend.close()
         super().close()

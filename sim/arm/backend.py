@@ -170,6 +170,7 @@ class MujocoArm:
         self._tcp_pos = d.site_xpos[self._tcp]
         self._tcp_rot = d.site_xmat[self._tcp].reshape(3, 3)
         self._ctrl_arm = d.ctrl[:7]
+        self._tick_inputs = (self._q, self._dq, self._tcp_pos, self._tcp_rot, self._jac_arm, self._bias)
         self._gripper_geoms = {
             g for g in range(m.ngeom) if m.geom_bodyid[g] in {m.body(b).id for b in ("hand", "finger_left", "finger_right")}
         }
@@ -179,6 +180,14 @@ class MujocoArm:
                 self._object_adr[obj.name] = m.jnt_qposadr[m.joint(f"{obj.name}_joint").id]
         impedance = dataclasses.replace(self.config.impedance, dt_s=float(m.opt.timestep))
         self.controller = CartesianImpedanceController(impedance)
+
+    def controller_inputs(self) -> tuple[np.ndarray, ...]:
+        """The arrays one controller tick reads (q, dq, tcp_pos, tcp_rot, jac, bias), as live views
+        into the simulation, refreshed by ``mj_step1`` + ``mj_jacSite`` (for benchmarks and tests)."""
+        self._require()
+        mujoco.mj_step1(self.model, self.data)
+        mujoco.mj_jacSite(self.model, self.data, self._jac[:3], self._jac[3:], self._tcp)
+        return self._tick_inputs
 
     def _require(self) -> tuple[mujoco.MjModel, mujoco.MjData]:
         if self.data is None:
@@ -238,13 +247,13 @@ class MujocoArm:
         """Advance physics by ``period_s``, running the impedance controller every step."""
         m, d = self._require()
         steps = max(1, int(round(period_s / m.opt.timestep)))
-        compute, ctrl = self.controller.compute, self._ctrl_arm
-        q, dq, pos, rot, jac, jac_arm, bias = self._q, self._dq, self._tcp_pos, self._tcp_rot, self._jac, self._jac_arm, self._bias
+        compute, ctrl, inputs = self.controller.compute, self._ctrl_arm, self._tick_inputs
+        jac_lin, jac_rot, site = self._jac[:3], self._jac[3:], self._tcp
         for _ in range(steps):
-            mujoco.mj_step1(m, d)
-            mujoco.mj_jacSite(m, d, jac[:3], jac[3:], self._tcp)
-            ctrl[:] = compute(q, dq, pos, rot, jac_arm, bias)
-            mujoco.mj_step2(m, d)
+            mujoco.mj_step1(m, d)  # kinematics, Jacobian inputs and bias forces at the current state
+            mujoco.mj_jacSite(m, d, jac_lin, jac_rot, site)
+            ctrl[:] = compute(*inputs)
+            mujoco.mj_step2(m, d)  # actuation and integration
         if not np.all(np.isfinite(d.qpos)):
             raise FloatingPointError("simulation diverged (non-finite joint positions); check controller gains")
 

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import cv2
 import numpy as np
 
 from robot_rl.data import read_episode, read_episodes
@@ -39,6 +40,12 @@ def test_record_expert_writes_readable_episodes_and_a_video(tmp_path):
     assert episode.metadata["seed"] == 1
     episodes, errors = read_episodes(out, task="pick_cube")
     assert len(episodes) == 2 and not errors
+    # The video holds the first episode: its first observation, then one frame per step.
+    video = cv2.VideoCapture(str(out / "demo.mp4"))
+    frames = 0
+    while video.read()[0]:
+        frames += 1
+    assert frames == len(read_episode(files[0])) + 1
 
 
 def test_record_pixels_stores_uint8_images(tmp_path):
