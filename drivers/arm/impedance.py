@@ -12,7 +12,8 @@ controller), so that contact forces stay below ``stiffness * clip`` whatever the
 
 then the change of torque per tick is limited (``max_torque_rate_nm_s``) and torques are clipped
 to the joint limits. The target pose and the gains are low-pass filtered toward what was set, so
-a 10 Hz policy produces smooth 1 kHz references. Damping follows ``D = 2 zeta sqrt(K)``.
+a 10 Hz policy produces smooth 1 kHz references. Damping follows ``D = 2 zeta sqrt(K m)`` per axis
+(m: an apparent mass for translation, an apparent inertia for rotation).
 
 Pure numpy, no allocations per tick: all buffers are made once; the 6x6 inverse inside the
 projector is tracked with one Newton-Schulz iteration per tick (the Jacobian changes little
@@ -37,7 +38,9 @@ class ImpedanceConfig:
     Attributes:
         stiffness_pos_n_m: translational stiffness K (N/m); tested range STIFFNESS_POS_RANGE_N_M.
         stiffness_rot_nm_rad: rotational stiffness (Nm/rad); tested range STIFFNESS_ROT_RANGE_NM_RAD.
-        damping_ratio: zeta in D = 2 zeta sqrt(K).
+        damping_ratio: zeta in D = 2 zeta sqrt(K m), per axis.
+        apparent_mass_kg: m for the translational axes (1 kg: the usual "unit mass" choice).
+        apparent_inertia_kg_m2: m for the rotational axes (the wrist's reflected inertia).
         nullspace_stiffness_nm_rad: posture stiffness in the nullspace.
         clip_pos_m: per-axis (x, y, z) limit of the position error fed to the spring.
         clip_rot_rad: per-axis limit of the orientation error fed to the spring.
@@ -52,6 +55,8 @@ class ImpedanceConfig:
     stiffness_pos_n_m: float = 1000.0
     stiffness_rot_nm_rad: float = 60.0
     damping_ratio: float = 1.0
+    apparent_mass_kg: float = 1.0
+    apparent_inertia_kg_m2: float = 0.1
     nullspace_stiffness_nm_rad: float = 10.0
     clip_pos_m: tuple[float, float, float] = (0.02, 0.02, 0.02)
     clip_rot_rad: tuple[float, float, float] = (0.1, 0.1, 0.1)
@@ -63,7 +68,7 @@ class ImpedanceConfig:
     dt_s: float = 0.001
 
     def __post_init__(self) -> None:
-        positive = ("stiffness_pos_n_m", "stiffness_rot_nm_rad", "max_torque_rate_nm_s", "dt_s")
+        positive = ("stiffness_pos_n_m", "stiffness_rot_nm_rad", "max_torque_rate_nm_s", "dt_s", "apparent_mass_kg", "apparent_inertia_kg_m2")
         for name in positive:
             if not getattr(self, name) > 0:
                 raise ValueError(f"ImpedanceConfig.{name} must be > 0, got {getattr(self, name)}")
@@ -132,6 +137,7 @@ class CartesianImpedanceController:
         # Gains as one 12-vector acting on [pose error (6); twist (6)], stored negated so that
         # tau = J^T (gains * [e; J dq]) needs no extra sign flip. The first 6 are -K, then -D.
         self._gains = np.zeros(12)
+        self._apparent_mass = np.array([cfg.apparent_mass_kg] * 3 + [cfg.apparent_inertia_kg_m2] * 3)
         self._k_goal = np.zeros(6)
         self._gain_ticks_left = 0
         self.set_gains(cfg.stiffness_pos_n_m, cfg.stiffness_rot_nm_rad)
@@ -302,8 +308,10 @@ class CartesianImpedanceController:
             self._update_damping()
 
     def _update_damping(self) -> None:
+        """D = 2 zeta sqrt(K m), stored negated like K."""
         d = self._gains[6:]
-        np.negative(self._gains[:6], out=d)
+        np.multiply(self._gains[:6], self._apparent_mass, out=d)
+        np.negative(d, out=d)
         np.sqrt(d, out=d)
         d *= -2.0 * self.config.damping_ratio
 
