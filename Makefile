@@ -51,6 +51,7 @@ $(SYSTEM_STAMP):
 # pinned CPU wheel; every later pip call passes the constraints file so nothing pulls CUDA builds.
 $(INSTALL_STAMP): $(SYSTEM_STAMP) pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q -c constraints.txt torch==2.13.0
 	$(PIP) install -q -c constraints.txt -e ".[test]"
 	@touch $@
 
