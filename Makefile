@@ -7,7 +7,6 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
-RUN_DIR ?= runs/demo
 # Headless rendering: EGL (libEGL + Mesa). Override with MUJOCO_GL=osmesa if EGL is unavailable.
 export MUJOCO_GL ?= egl
 export PYOPENGL_PLATFORM ?= $(MUJOCO_GL)
@@ -18,8 +17,12 @@ INSTALL_STAMP := $(VENV)/.installed
 
 .PHONY: run test bench install system-deps clean
 
+# The main job: 20 scripted demos, then SAC/RLPD on state pick_cube; writes runs/<name>/ with
+# TensorBoard logs, eval.csv, curve.png and eval.mp4.
+RUN_NAME ?= pick_cube-$(shell date +%Y%m%d-%H%M%S)
+RUN_STEPS ?= 15000
 run: $(INSTALL_STAMP)
-	$(VENV)/bin/robot-rl record --task pick_cube --expert --episodes 20 --out $(RUN_DIR) --video-episodes 3
+	$(VENV)/bin/robot-rl train --task pick_cube --expert-demos 20 --steps $(RUN_STEPS) --name $(RUN_NAME)
 
 test: $(INSTALL_STAMP)
 	$(PY) -m pytest -q

@@ -10,6 +10,10 @@ if "MUJOCO_GL" not in _os.environ and not _os.environ.get("DISPLAY"):
 if _os.environ.get("MUJOCO_GL") in ("egl", "osmesa"):
     _os.environ.setdefault("PYOPENGL_PLATFORM", _os.environ["MUJOCO_GL"])
 
+# torch's OpenMP threads spin while waiting by default; on a 2-core robot computer that shares
+# its cores with a control loop (or with a second process) that makes small ops 10-70x slower.
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 try:
     __version__ = _metadata.version("robot-rl")
 except _metadata.PackageNotFoundError:  # running from a source tree without installing

@@ -73,7 +73,22 @@ class Record:
         return 0
 
 
-COMMANDS = {"envs": Envs, "record": Record}
+from robot_rl.train.config import TrainConfig  # noqa: E402
+
+
+@dataclasses.dataclass
+class Train(TrainConfig):
+    """Train SAC/RLPD (or BC) on a robot_rl task or a gymnasium env; logs, checkpoints, eval.csv,
+    curve.png and eval.mp4 go to <out>/<name>/."""
+
+    def run(self) -> int:
+        from robot_rl.train.loop import train
+
+        train(self)
+        return 0
+
+
+COMMANDS = {"envs": Envs, "record": Record, "train": Train}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,363 @@
+"""Soft actor-critic with a critic ensemble (REDQ target subsets), high UTD and pixel encoders.
+
+One ``update(batch)`` = ``utd_ratio`` critic updates on consecutive minibatches, the last of which
+also updates the actor and the temperature (RLPD's scheme). Images go through a shared encoder that
+only the critic loss trains; the actor reuses the critic step's features of the same minibatch, detached. The next observation is encoded
+once, without gradient, by the online encoder and shared by the actor (for ``a'``) and the target
+critics (DrQ-v2 style: only the critic MLPs have Polyak targets).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import dataclasses
+import math
+from typing import Any, Iterator, Mapping
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from robot_rl.agents.distributions import TanhGaussianPolicy
+from robot_rl.agents.networks import (
+    IMAGE_ENCODERS,
+    POOLINGS,
+    Critic,
+    augment,
+    batch_to_tensors,
+    build_encoder,
+    check_action_dim,
+    mlp,
+    observation_to_tensors,
+    split_batch,
+)
+from robot_rl.data.schema import Batch, ObsSpec, check_finite
+
+GRIPPER_COMMANDS = (-1.0, 0.0, 1.0)  # close, stay, open: the discrete gripper action values
+
+
+@dataclasses.dataclass
+class SACConfig:
+    """Hyperparameters of :class:`SACAgent`."""
+
+    hidden_dims: tuple[int, ...] = (256, 256)
+    """Hidden layer widths of the actor and of each critic MLP."""
+    num_critics: int = 2
+    """N: critics in the ensemble (the actor maximizes their mean)."""
+    num_min_critics: int = 2
+    """M: size of the random critic subset whose minimum forms the target (M <= N; N=10, M=2 is REDQ)."""
+    discount: float = 0.99
+    """Discount factor gamma."""
+    tau: float = 0.005
+    """Polyak rate of the target critics, applied after every critic update."""
+    actor_lr: float = 3e-4
+    """Adam learning rate of the actor."""
+    critic_lr: float = 3e-4
+    """Adam learning rate of the critics, the image encoder and the gripper critic."""
+    temperature_lr: float = 3e-4
+    """Adam learning rate of the log-temperature."""
+    init_temperature: float = 1.0
+    """Initial entropy temperature alpha."""
+    target_entropy: float | None = None
+    """Entropy the temperature steers the policy to; None means -(continuous action dims) / 2."""
+    backup_entropy: bool = True
+    """Subtract alpha * log pi(a'|s') in the TD target (soft backup)."""
+    grad_clip_norm: float = 10.0
+    """Clip actor and critic gradients to this global norm (inf disables; the metric is the pre-clip norm)."""
+    utd_ratio: int = 1
+    """Critic updates per update() call; the batch holds utd_ratio minibatches of batch_size."""
+    batch_size: int = 256
+    """Transitions per minibatch (what the trainer samples; update() splits by utd_ratio)."""
+    image_encoder: str = "conv"
+    """'conv': a conv trunk per camera trained by the critic; 'pretrained': a frozen local ResNetBackbone."""
+    pretrained_path: str | None = None
+    """Local state_dict file of the pretrained backbone (see networks.save_backbone); never downloaded."""
+    pooling: str = "spatial_embedding"
+    """Spatial pooling head on the feature maps: 'spatial_embedding' or 'spatial_softmax'."""
+    encoder_features: int = 64
+    """Features per camera after pooling, projection, LayerNorm and tanh."""
+    drq_pad: int = 4
+    """DrQ random-shift padding in pixels for critic updates; 0 disables."""
+    hybrid_gripper: bool = False
+    """The last action dim is a gripper command in {close=-1, stay=0, open=+1} chosen by a discrete critic."""
+    gripper_penalty: float = 0.0
+    """Subtracted from the gripper critic's reward for every non-'stay' gripper command."""
+
+    def __post_init__(self) -> None:
+        self.hidden_dims = tuple(int(h) for h in self.hidden_dims)
+        checks = [
+            (1 <= self.num_min_critics <= self.num_critics, "need 1 <= num_min_critics <= num_critics"),
+            (0.0 <= self.discount <= 1.0, "discount must be in [0, 1]"),
+            (0.0 < self.tau <= 1.0, "tau must be in (0, 1]"),
+            (min(self.actor_lr, self.critic_lr, self.temperature_lr) > 0, "learning rates must be > 0"),
+            (self.init_temperature > 0, "init_temperature must be > 0"),
+            (self.grad_clip_norm > 0, "grad_clip_norm must be > 0 (inf disables clipping)"),
+            (self.utd_ratio >= 1 and self.batch_size >= 1, "utd_ratio and batch_size must be >= 1"),
+            (self.image_encoder in IMAGE_ENCODERS, f"image_encoder must be one of {IMAGE_ENCODERS}"),
+            (self.image_encoder != "pretrained" or self.pretrained_path is not None,
+             "image_encoder='pretrained' needs pretrained_path"),
+            (self.pooling in POOLINGS, f"pooling must be one of {POOLINGS}"),
+            (self.encoder_features >= 1 and self.drq_pad >= 0, "encoder_features >= 1 and drq_pad >= 0"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(f"SACConfig: {message}")
+
+
+def td_target(reward: torch.Tensor, terminated: torch.Tensor, next_qs: torch.Tensor, discount: float,
+              next_log_prob: torch.Tensor | None = None, alpha: float | torch.Tensor = 0.0) -> torch.Tensor:
+    """``r + discount * (1 - terminated) * (min_i next_qs[i] - alpha * next_log_prob)``.
+
+    ``next_qs`` is ``(M, B)``: the target critics of the chosen subset at ``(s', a')``. A
+    terminated transition (1.0) does not bootstrap; a truncated one (0.0) does.
+    """
+    next_value = next_qs.min(dim=0).values
+    if next_log_prob is not None:
+        next_value = next_value - alpha * next_log_prob
+    return reward + discount * (1.0 - terminated) * next_value
+
+
+def critic_subset(num_critics: int, num_min: int, generator: torch.Generator) -> torch.Tensor:
+    """Indices of ``num_min`` distinct critics drawn at random (all of them, in order, when equal)."""
+    if num_min == num_critics:
+        return torch.arange(num_critics, device=generator.device)
+    return torch.randperm(num_critics, generator=generator, device=generator.device)[:num_min]
+
+
+def polyak_update(target: nn.Module, source: nn.Module, tau: float) -> None:
+    """``target <- (1 - tau) * target + tau * source``, in place."""
+    with torch.no_grad():
+        torch._foreach_lerp_(list(target.parameters()), list(source.parameters()), tau)
+
+
+@contextlib.contextmanager
+def frozen(module: nn.Module) -> Iterator[None]:
+    """Temporarily stop gradients into ``module``'s parameters (they still pass through it)."""
+    flags = [p.requires_grad for p in module.parameters()]
+    module.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for param, flag in zip(module.parameters(), flags):
+            param.requires_grad_(flag)
+
+
+def gripper_index(action: torch.Tensor) -> torch.Tensor:
+    """Gripper action values -> index into :data:`GRIPPER_COMMANDS` (rounded to the nearest command)."""
+    return action.clamp(-1.0, 1.0).round().long() + 1
+
+
+class SACAgent:
+    """SAC on canonical observations; see the module docstring and :class:`SACConfig`."""
+
+    def __init__(self, obs_spec: ObsSpec, action_dim: int, config: SACConfig = SACConfig(), device: str = "cpu", seed: int = 0):
+        if action_dim < (2 if config.hybrid_gripper else 1):
+            raise ValueError(f"action_dim {action_dim} is too small (hybrid_gripper needs >= 2)")
+        self._config, self._obs_spec, self._action_dim = config, obs_spec, int(action_dim)
+        self._device = torch.device(device)
+        self._continuous_dim = action_dim - 1 if config.hybrid_gripper else action_dim
+        self._target_entropy = -self._continuous_dim / 2 if config.target_entropy is None else config.target_entropy
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self._build_networks()
+        self._build_optimizers()
+        self._generator = torch.Generator(device=self._device).manual_seed(seed)
+        self._act_generator = torch.Generator(device=self._device).manual_seed(seed + 1_000_003)
+        self._num_updates = 0
+
+    def _build_networks(self) -> None:
+        cfg = self._config
+        self.encoder = build_encoder(self._obs_spec, cfg).to(self._device)
+        features = self.encoder.out_dim
+        self._actor = TanhGaussianPolicy(features, cfg.hidden_dims, self._continuous_dim).to(self._device)
+        self._critic = Critic(cfg.num_critics, features, self._continuous_dim, cfg.hidden_dims).to(self._device)
+        self._target_critic = copy.deepcopy(self._critic).requires_grad_(False)
+        self._log_alpha = torch.tensor(math.log(cfg.init_temperature), device=self._device, requires_grad=True)
+        self._gripper_critic = self._target_gripper_critic = None
+        if cfg.hybrid_gripper:
+            self._gripper_critic = mlp(features, cfg.hidden_dims, len(GRIPPER_COMMANDS)).to(self._device)
+            self._target_gripper_critic = copy.deepcopy(self._gripper_critic).requires_grad_(False)
+
+    def _build_optimizers(self) -> None:
+        cfg = self._config
+        encoder_params = [p for p in self.encoder.parameters() if p.requires_grad]
+        self._critic_params = [*self._critic.parameters(), *encoder_params]
+        self._actor_opt = torch.optim.Adam(self._actor.parameters(), lr=cfg.actor_lr, foreach=True)
+        self._critic_opt = torch.optim.Adam(self._critic_params, lr=cfg.critic_lr, foreach=True)
+        self._temperature_opt = torch.optim.Adam([self._log_alpha], lr=cfg.temperature_lr, foreach=True)
+        self._gripper_opt = None
+        if self._gripper_critic is not None:
+            self._gripper_opt = torch.optim.Adam(self._gripper_critic.parameters(), lr=cfg.critic_lr, foreach=True)
+
+    @property
+    def config(self) -> SACConfig:
+        return self._config
+
+    @property
+    def obs_spec(self) -> ObsSpec:
+        return self._obs_spec
+
+    @property
+    def action_dim(self) -> int:
+        return self._action_dim
+
+    @property
+    def num_updates(self) -> int:
+        """update() calls so far (restored by load_state_dict)."""
+        return self._num_updates
+
+    # ------------------------------------------------------------ acting
+
+    @torch.no_grad()
+    def act(self, obs: Mapping[str, np.ndarray], deterministic: bool = False) -> np.ndarray:
+        """One canonical observation -> float32 action (A,) in [-1, 1] (the gripper, if hybrid, greedy)."""
+        features = self.encoder(observation_to_tensors(obs, self._obs_spec, self._device))
+        if deterministic:
+            action = self._actor.mode(features)
+        else:
+            action = self._actor.sample(features, self._act_generator)[0]
+        if self._gripper_critic is not None:
+            command = torch.tensor(GRIPPER_COMMANDS, device=self._device)[self._gripper_critic(features).argmax(-1)]
+            action = torch.cat([action, command[:, None]], dim=-1)
+        return action[0].cpu().numpy().astype(np.float32)
+
+    # ------------------------------------------------------------ learning
+
+    def update(self, batch: Batch) -> dict[str, float]:
+        """``utd_ratio`` critic updates, the last one followed by the actor and temperature updates."""
+        check_finite(batch)
+        check_action_dim(batch, self._action_dim)
+        minibatches = split_batch(batch_to_tensors(batch, self._device), self._config.utd_ratio)
+        for minibatch in minibatches[:-1]:
+            self._critic_update(minibatch)
+        metrics = self._full_update(minibatches[-1])
+        self._num_updates += 1
+        return metrics
+
+    def _full_update(self, batch: Batch) -> dict[str, float]:
+        metrics, features = self._critic_update(batch)
+        metrics.update(self._actor_and_temperature_update(features))
+        return {k: float(v) for k, v in metrics.items()}
+
+    def _critic_update(self, batch: Batch) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """One critic (and gripper critic) step with Polyak; returns metrics and detached obs features."""
+        cfg = self._config
+        features = self.encoder(augment(batch.obs, cfg.drq_pad, self._generator))
+        with torch.no_grad():
+            next_features = self.encoder(augment(batch.next_obs, cfg.drq_pad, self._generator))
+            target = self._critic_target(batch, next_features)
+        qs = self._critic(features, batch.action[:, : self._continuous_dim])
+        loss = F.mse_loss(qs, target.expand_as(qs))
+        grad_norm = self._step(self._critic_opt, loss, self._critic_params)
+        polyak_update(self._target_critic, self._critic, cfg.tau)
+        metrics = {"train/critic_loss": loss.detach(), "train/q_mean": qs.detach().mean(),
+                   "train/target_q_mean": target.mean(), "train/critic_grad_norm": grad_norm}
+        features = features.detach()
+        if self._gripper_critic is not None:
+            metrics["train/gripper_loss"] = self._gripper_update(batch, features, next_features)
+        return metrics, features
+
+    def _critic_target(self, batch: Batch, next_features: torch.Tensor) -> torch.Tensor:
+        cfg = self._config
+        next_action, next_log_prob = self._actor.sample(next_features, self._generator)
+        members = critic_subset(cfg.num_critics, cfg.num_min_critics, self._generator)
+        next_qs = self._target_critic(next_features, next_action, members)
+        alpha = self._log_alpha.detach().exp() if cfg.backup_entropy else 0.0
+        return td_target(batch.reward, batch.terminated, next_qs, cfg.discount, next_log_prob, alpha)
+
+    def _actor_and_temperature_update(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
+        alpha = self._log_alpha.detach().exp()
+        action, log_prob = self._actor.sample(features, self._generator)
+        with frozen(self._critic):
+            q_mean = self._critic(features, action).mean(dim=0)
+        actor_loss = (alpha * log_prob - q_mean).mean()
+        actor_grad_norm = self._step(self._actor_opt, actor_loss, list(self._actor.parameters()))
+        entropy_gap = (log_prob.detach() + self._target_entropy).mean()
+        temperature_loss = -self._log_alpha * entropy_gap
+        self._temperature_opt.zero_grad(set_to_none=True)
+        temperature_loss.backward()
+        self._temperature_opt.step()
+        return {"train/actor_loss": actor_loss.detach(), "train/actor_grad_norm": actor_grad_norm,
+                "train/temperature": self._log_alpha.detach().exp(), "train/entropy": -log_prob.detach().mean()}
+
+    def _gripper_update(self, batch: Batch, features: torch.Tensor, next_features: torch.Tensor) -> torch.Tensor:
+        """Double-DQN step of the discrete gripper critic (on detached encoder features)."""
+        command = gripper_index(batch.action[:, -1])
+        with torch.no_grad():
+            best_next = self._gripper_critic(next_features).argmax(-1, keepdim=True)
+            next_q = self._target_gripper_critic(next_features).gather(-1, best_next).squeeze(-1)
+            reward = batch.reward - self._config.gripper_penalty * (command != 1).float()
+            target = td_target(reward, batch.terminated, next_q[None], self._config.discount)
+        q = self._gripper_critic(features).gather(-1, command[:, None]).squeeze(-1)
+        loss = F.mse_loss(q, target)
+        self._step(self._gripper_opt, loss, list(self._gripper_critic.parameters()))
+        polyak_update(self._target_gripper_critic, self._gripper_critic, self._config.tau)
+        return loss.detach()
+
+    def _step(self, optimizer: torch.optim.Optimizer, loss: torch.Tensor, params: list[torch.Tensor]) -> torch.Tensor:
+        """Backward, clip to the global norm, step; returns the pre-clip gradient norm."""
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, self._config.grad_clip_norm)
+        optimizer.step()
+        return grad_norm.detach()
+
+    # ------------------------------------------------------------ checkpoints and weights
+
+    def _modules(self) -> dict[str, torch.nn.Module]:
+        modules = {"encoder": self.encoder, "actor": self._actor, "critic": self._critic, "target_critic": self._target_critic}
+        if self._gripper_critic is not None:
+            modules.update(gripper_critic=self._gripper_critic, target_gripper_critic=self._target_gripper_critic)
+        return modules
+
+    def _optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        optimizers = {"actor": self._actor_opt, "critic": self._critic_opt, "temperature": self._temperature_opt}
+        if self._gripper_opt is not None:
+            optimizers["gripper"] = self._gripper_opt
+        return optimizers
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume bit-identically (a deep copy: safe to keep while training goes on)."""
+        return copy.deepcopy({
+            "modules": {name: module.state_dict() for name, module in self._modules().items()},
+            "log_alpha": self._log_alpha.detach(),
+            "optimizers": {name: opt.state_dict() for name, opt in self._optimizers().items()},
+            "generators": {"update": self._generator.get_state(), "act": self._act_generator.get_state()},
+            "num_updates": self._num_updates,
+        })
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        for name, module in self._modules().items():
+            module.load_state_dict(state["modules"][name])
+        for name, optimizer in self._optimizers().items():
+            optimizer.load_state_dict(state["optimizers"][name])
+        with torch.no_grad():
+            self._log_alpha.copy_(torch.as_tensor(state["log_alpha"]))
+        self._generator.set_state(state["generators"]["update"].cpu())
+        self._act_generator.set_state(state["generators"]["act"].cpu())
+        self._num_updates = int(state["num_updates"])
+
+    def actor_state_dict(self) -> dict[str, torch.Tensor]:
+        """CPU copies of the weights act() needs (encoder without the frozen backbone, actor, gripper critic)."""
+        out = {f"encoder.{k}": v for k, v in self.encoder.trainable_state_dict().items()}
+        out.update({f"actor.{k}": v for k, v in self._actor.state_dict().items()})
+        if self._gripper_critic is not None:
+            out.update({f"gripper_critic.{k}": v for k, v in self._gripper_critic.state_dict().items()})
+        return {k: v.detach().cpu().clone() for k, v in out.items()}
+
+    def load_actor_state_dict(self, weights: Mapping[str, Any]) -> None:
+        """Load :meth:`actor_state_dict` output (tensors or numpy arrays); every key must match."""
+        groups: dict[str, dict[str, torch.Tensor]] = {"encoder": {}, "actor": {}, "gripper_critic": {}}
+        for key, value in weights.items():
+            prefix, _, name = key.partition(".")
+            if prefix not in groups:
+                raise KeyError(f"unexpected actor weight {key!r}")
+            groups[prefix][name] = torch.as_tensor(value)
+        self.encoder.load_trainable_state_dict(groups["encoder"])
+        self._actor.load_state_dict(groups["actor"])
+        if self._gripper_critic is not None:
+            self._gripper_critic.load_state_dict(groups["gripper_critic"])
+        elif groups["gripper_critic"]:
+            raise KeyError("gripper_critic weights given but hybrid_gripper is off")

@@ -1,0 +1,374 @@
+"""A preallocated ring buffer of transitions that stores every observation once.
+
+Slot ``i`` holds one canonical observation (``"state"`` float32 plus uint8 camera images, see
+:class:`~robot_rl.data.schema.ObsSpec`). The transition out of slot ``i`` (its action, reward and
+``terminated`` flag) leads to the observation in slot ``(i + 1) % capacity``, which is therefore
+both the ``next_obs`` of one transition and the ``obs`` of the next: images are stored once.
+``valid[i]`` says whether slot ``i`` has such a transition. Writing an observation into a slot
+clears the slot's flag (its old successor no longer follows it); only ``add`` sets the flag of
+the slot before, when it continues the same episode. So the latest observation is never valid,
+the last observation of an episode never becomes valid, and sampling never crosses an episode
+boundary or the ring's write position (the successor of slot ``capacity - 1`` is slot 0).
+
+``terminated`` is stored per transition; a truncated step is stored as an ordinary transition
+(``terminated`` 0.0, it bootstraps from the real ``next_obs``) that ends the episode.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from robot_rl.data.episodes import Episode
+from robot_rl.data.schema import STATE, Batch, ObsSpec
+
+logger = logging.getLogger(__name__)
+
+STATE_DICT_VERSION = 1
+MEMORY_FRACTION = 0.9  # refuse a buffer larger than this share of the available memory
+# Rejection sampling gives up (and draws from the list of valid slots) after this many rounds, or
+# at once when fewer than this share of the filled slots are valid (many one-step episodes).
+_MAX_REJECTION_ROUNDS = 8
+_MIN_ACCEPTANCE = 0.25
+
+
+class ReplayBuffer:
+    """Uniform replay over the valid transitions of a fixed number of observation slots.
+
+    Feed it online with ``start_episode(obs)`` then ``add(...)`` per step, or with whole
+    episodes from the episode store (``add_episode``). ``sample`` returns a numpy
+    :class:`~robot_rl.data.schema.Batch` drawn with the buffer's own seeded generator.
+    """
+
+    def __init__(self, obs_spec: ObsSpec, action_dim: int, capacity: int, name: str = "online", seed: int = 0,
+                 check_memory: bool = True) -> None:
+        if int(capacity) < 2:
+            raise ValueError(f"replay {name!r}: capacity must be at least 2 slots, got {capacity}")
+        if int(action_dim) < 1:
+            raise ValueError(f"replay {name!r}: action_dim must be at least 1, got {action_dim}")
+        self.obs_spec, self.action_dim, self.capacity, self.name = obs_spec, int(action_dim), int(capacity), name
+        self._shapes = obs_spec.shapes()
+        _announce_memory(self, check_memory)
+        self._obs = {key: np.empty((self.capacity, *shape), dtype) for key, (shape, dtype) in self._shapes.items()}
+        self._action = np.empty((self.capacity, self.action_dim), np.float32)
+        self._reward = np.empty(self.capacity, np.float32)
+        self._terminated = np.empty(self.capacity, np.bool_)
+        self._valid = np.zeros(self.capacity, np.bool_)
+        self._rng = np.random.default_rng(seed)
+        self._next = 0  # the slot the next observation is written to
+        self._filled = 0  # slots 0.._filled-1 hold an observation
+        self._count = 0  # number of valid transitions
+        self._added = 0  # transitions added since construction (never decreases)
+        self._episode_slot: int | None = None  # slot of the open episode's latest observation
+
+    @staticmethod
+    def bytes_needed(obs_spec: ObsSpec, action_dim: int, capacity: int) -> int:
+        """Bytes of all preallocated arrays: observations once, action, reward, two flags."""
+        obs = sum(int(np.prod(shape)) * dtype.itemsize for shape, dtype in obs_spec.shapes().values())
+        per_slot = obs + 4 * int(action_dim) + 4 + 1 + 1
+        return per_slot * int(capacity)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes actually allocated (equals :meth:`bytes_needed`)."""
+        arrays = [*self._obs.values(), self._action, self._reward, self._terminated, self._valid]
+        return sum(array.nbytes for array in arrays)
+
+    def __len__(self) -> int:
+        return self._count
+
+    @property
+    def transitions_added(self) -> int:
+        """Transitions added since construction, including those since overwritten."""
+        return self._added
+
+    # ------------------------------------------------------------------ writing
+    def start_episode(self, obs: Mapping[str, np.ndarray]) -> None:
+        """Store the first observation of a new episode (ends any episode in progress)."""
+        obs = self._check_obs(obs, "obs")
+        self._episode_slot = self._write_obs(obs)
+
+    def add(self, action: Any, reward: float, terminated: bool, truncated: bool,
+            next_obs: Mapping[str, np.ndarray]) -> None:
+        """Store ``next_obs`` in the next slot; the step from the previous slot becomes sampleable."""
+        if self._episode_slot is None:
+            raise ValueError(f"replay {self.name!r}: no episode in progress; call start_episode(obs) first "
+                             "(an episode ends at terminated/truncated, or when add_episode is called)")
+        action, reward = self._check_step(action, reward)
+        next_obs = self._check_obs(next_obs, "next_obs")
+        prev = self._episode_slot
+        slot = self._write_obs(next_obs)
+        self._action[prev], self._reward[prev], self._terminated[prev] = action, reward, bool(terminated)
+        self._set_valid(prev, True)
+        self._added += 1
+        self._episode_slot = None if (terminated or truncated) else slot
+
+    def add_episode(self, episode: Episode) -> int:
+        """Add every transition of an on-disk episode; returns how many were added.
+
+        The episode's observation keys must be the buffer's (``"state"`` plus the cameras; a
+        state-mode episode holds only ``"state"``). An episode longer than the buffer keeps its
+        last ``capacity - 1`` transitions. Ends any episode in progress.
+        """
+        observations = self._check_episode(episode)
+        steps = len(episode.actions)
+        keep = min(steps + 1, self.capacity)  # observations that fit
+        first = steps + 1 - keep
+        slots = (self._next + np.arange(keep)) % self.capacity
+        for key, array in observations.items():
+            self._obs[key][slots] = array[first:]
+        moves = slots[:-1]
+        self._action[moves] = episode.actions[first:]
+        self._reward[moves] = episode.rewards[first:]
+        self._terminated[moves] = episode.terminated[first:]
+        self._valid[moves] = True
+        self._valid[slots[-1]] = False
+        self._advance(keep)
+        self._count = int(np.count_nonzero(self._valid))
+        self._episode_slot = None
+        self._added += keep - 1
+        return keep - 1
+
+    def _write_obs(self, obs: Mapping[str, np.ndarray]) -> int:
+        """Write one observation at the write position; its old outgoing transition dies."""
+        slot = self._next
+        for key, value in obs.items():
+            self._obs[key][slot] = value
+        self._set_valid(slot, False)
+        self._advance(1)
+        return slot
+
+    def _advance(self, slots: int) -> None:
+        self._next = (self._next + slots) % self.capacity
+        self._filled = min(self._filled + slots, self.capacity)
+
+    def _set_valid(self, slot: int, value: bool) -> None:
+        if self._valid[slot] != value:
+            self._valid[slot] = value
+            self._count += 1 if value else -1
+
+    # ------------------------------------------------------------------ checks
+    def _check_obs(self, obs: Mapping[str, np.ndarray], label: str) -> dict[str, np.ndarray]:
+        if not isinstance(obs, Mapping) or set(obs) != set(self._shapes):
+            got = sorted(obs) if isinstance(obs, Mapping) else type(obs).__name__
+            raise ValueError(f"replay {self.name!r}: {label} must be a dict with keys {sorted(self._shapes)} "
+                             f"(canonical, see ObsSpec.canonical), got {got}")
+        out = {}
+        for key, (shape, dtype) in self._shapes.items():
+            value = np.asarray(obs[key])
+            if value.shape != shape or value.dtype != dtype:
+                raise ValueError(f"replay {self.name!r}: {label}[{key!r}] must be {dtype} of shape {shape}, "
+                                 f"got {value.dtype} of shape {value.shape}")
+            if key == STATE and not np.all(np.isfinite(value)):
+                raise ValueError(f"replay {self.name!r}: {label}[{key!r}] (shape {shape}) holds NaN or inf: {value}")
+            out[key] = value
+        return out
+
+    def _check_step(self, action: Any, reward: Any) -> tuple[np.ndarray, np.float32]:
+        shape = (self.action_dim,)
+        action = np.asarray(action)
+        if action.shape != shape or action.dtype.kind not in "fiu":
+            raise ValueError(f"replay {self.name!r}: action must be a float array of shape {shape}, "
+                             f"got {action.dtype} of shape {action.shape}")
+        if not np.all(np.isfinite(action)):
+            raise ValueError(f"replay {self.name!r}: action (shape {shape}) holds NaN or inf: {action}")
+        reward_array = np.asarray(reward)
+        if reward_array.shape != () or reward_array.dtype.kind not in "fiub" or not np.isfinite(reward_array):
+            raise ValueError(f"replay {self.name!r}: reward must be a finite scalar (shape ()), got {reward!r}")
+        return action.astype(np.float32, copy=False), np.float32(reward_array)
+
+    def _check_episode(self, episode: Episode) -> dict[str, np.ndarray]:
+        """The episode's observations, after checking keys, shapes, dtypes and finiteness."""
+        observations, steps = episode.observations, len(episode.actions)
+        if steps < 1:
+            raise ValueError(f"replay {self.name!r}: an episode needs at least one step, got 0")
+        if set(observations) != set(self._shapes):
+            raise ValueError(f"replay {self.name!r}: episode observation keys {sorted(observations)} do not match "
+                             f"the buffer's {sorted(self._shapes)} (state-mode episodes hold only 'state')")
+        expected = {f"observations[{key!r}]": (observations[key], (steps + 1, *shape), dtype)
+                    for key, (shape, dtype) in self._shapes.items()}
+        expected["actions"] = (episode.actions, (steps, self.action_dim), np.dtype(np.float32))
+        expected["rewards"] = (episode.rewards, (steps,), np.dtype(np.float32))
+        expected["terminated"] = (episode.terminated, (steps,), np.dtype(np.bool_))
+        for label, (array, shape, dtype) in expected.items():
+            if array.shape != shape or array.dtype != dtype:
+                raise ValueError(f"replay {self.name!r}: episode {label} must be {dtype} of shape {shape}, "
+                                 f"got {array.dtype} of shape {array.shape}")
+        for label in (f"observations[{STATE!r}]", "actions", "rewards"):
+            array, shape, _ = expected[label]
+            if not np.all(np.isfinite(array)):
+                raise ValueError(f"replay {self.name!r}: episode {label} (shape {shape}) holds NaN or inf")
+        return observations
+
+    # ------------------------------------------------------------------ sampling
+    def sample(self, batch_size: int, out: Batch | None = None) -> Batch:
+        """``batch_size`` transitions drawn uniformly (with replacement) from the valid ones.
+
+        ``out``: a batch of the same size from an earlier ``sample`` that the caller is done
+        with; it is refilled in place and returned. That skips allocating (and the kernel
+        zeroing) fresh pages, about 2x faster for images; without it every batch is new memory.
+        """
+        if self._count == 0:
+            raise ValueError(f"replay {self.name!r} has no transitions to sample yet: add an episode, "
+                             "or start_episode() then add() at least one step")
+        if int(batch_size) < 1:
+            raise ValueError(f"replay {self.name!r}: batch_size must be positive, got {batch_size}")
+        if out is not None:
+            self._check_out(out, int(batch_size))
+        index = self._sample_slots(int(batch_size))
+        following = index + 1
+        following[following == self.capacity] = 0
+        if out is not None:
+            return self._gather_into(out, index, following)
+        return Batch(
+            obs={key: array[index] for key, array in self._obs.items()},
+            action=self._action[index],
+            reward=self._reward[index],
+            next_obs={key: array[following] for key, array in self._obs.items()},
+            terminated=self._terminated[index].astype(np.float32),
+        )
+
+    def _gather_into(self, out: Batch, index: np.ndarray, following: np.ndarray) -> Batch:
+        for key, array in self._obs.items():
+            np.take(array, index, axis=0, out=out.obs[key], mode="clip")  # "clip": no temporary copy
+            np.take(array, following, axis=0, out=out.next_obs[key], mode="clip")
+        np.take(self._action, index, axis=0, out=out.action, mode="clip")
+        np.take(self._reward, index, out=out.reward, mode="clip")
+        np.copyto(out.terminated, self._terminated[index])
+        return out
+
+    def _check_out(self, out: Batch, size: int) -> None:
+        """``out`` must hold writeable contiguous numpy arrays laid out like ``sample(size)``'s."""
+        layout = {f"{part}/{key}": ((size, *shape), dtype) for part in ("obs", "next_obs")
+                  for key, (shape, dtype) in self._shapes.items()}
+        layout.update(action=((size, self.action_dim), np.float32), reward=((size,), np.float32),
+                      terminated=((size,), np.float32))
+        got = dict(out.items()) if isinstance(out, Batch) else {}
+        if got.keys() != layout.keys():
+            raise ValueError(f"replay {self.name!r}: out must be a Batch with {sorted(layout)}, got {sorted(got)}")
+        for key, (shape, dtype) in layout.items():
+            value = got[key]
+            if not (isinstance(value, np.ndarray) and value.shape == shape and value.dtype == dtype
+                    and value.flags.c_contiguous and value.flags.writeable):
+                found = f"{value.dtype} of shape {value.shape}" if isinstance(value, np.ndarray) else type(value)
+                raise ValueError(f"replay {self.name!r}: out {key} must be a writeable contiguous numpy "
+                                 f"{np.dtype(dtype)} array of shape {shape}, got {found}")
+
+    def _sample_slots(self, size: int) -> np.ndarray:
+        """Uniform valid slots: draw from the filled slots, reject invalid ones, redraw the shortfall."""
+        accept = self._count / self._filled
+        chosen, needed = [], size
+        rounds = _MAX_REJECTION_ROUNDS if accept >= _MIN_ACCEPTANCE else 0
+        for _ in range(rounds):
+            draws = int(needed / accept * 1.1) + 8  # enough to finish in one round, usually
+            candidates = self._rng.integers(0, self._filled, draws)
+            hits = candidates[self._valid[candidates]][:needed]
+            chosen.append(hits)
+            needed -= hits.size
+            if needed == 0:
+                return np.concatenate(chosen)
+        chosen.append(self._rng.choice(np.flatnonzero(self._valid), needed))
+        return np.concatenate(chosen)
+
+    # ------------------------------------------------------------------ checkpointing
+    def state_dict(self) -> dict:
+        """Positions and RNG state, JSON-able; the arrays themselves reload from the episode store."""
+        rng = self._rng.bit_generator.state
+        return {
+            "version": STATE_DICT_VERSION,
+            "name": self.name,
+            "capacity": self.capacity,
+            "next_slot": self._next,
+            "filled": self._filled,
+            "transitions": self._count,
+            "transitions_added": self._added,
+            # 128-bit integers as strings, so any JSON reader keeps them exact.
+            "rng": {"bit_generator": rng["bit_generator"], "state": str(rng["state"]["state"]),
+                    "inc": str(rng["state"]["inc"]), "has_uint32": rng["has_uint32"], "uinteger": rng["uinteger"]},
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Continue the sampling sequence of a saved buffer.
+
+        Call it after refilling the arrays (``add_episode`` from the episode store). The RNG is
+        restored; the saved positions are compared with the refilled ones and a difference (e.g.
+        an episode that was in flight when the run stopped) is logged, since the arrays are the truth.
+        """
+        if state.get("version") != STATE_DICT_VERSION:
+            raise ValueError(f"replay {self.name!r}: state_dict version {state.get('version')!r} is not "
+                             f"{STATE_DICT_VERSION}")
+        if state["capacity"] != self.capacity:
+            raise ValueError(f"replay {self.name!r}: state_dict is for capacity {state['capacity']:,}, "
+                             f"this buffer has {self.capacity:,}")
+        rng = state["rng"]
+        self._rng.bit_generator.state = {
+            "bit_generator": rng["bit_generator"],
+            "state": {"state": int(rng["state"]), "inc": int(rng["inc"])},
+            "has_uint32": rng["has_uint32"], "uinteger": rng["uinteger"],
+        }
+        saved = (state["next_slot"], state["filled"], state["transitions"])
+        if saved != (self._next, self._filled, self._count):
+            logger.warning("replay %r: saved positions (next slot, filled, transitions) %s differ from the "
+                           "refilled buffer's %s; keeping the refilled ones", self.name, saved,
+                           (self._next, self._filled, self._count))
+        self._added = max(self._added, int(state["transitions_added"]))
+
+
+# ---------------------------------------------------------------------- memory budget
+def available_memory_bytes() -> int | None:
+    """MemAvailable from /proc/meminfo (else free physical pages), capped by a cgroup v2 limit."""
+    available = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                available = int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    if available is None:
+        try:
+            available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            return None
+    return _cap_by_cgroup(available)
+
+
+def _cap_by_cgroup(available: int) -> int:
+    """A container's memory limit (cgroup v2 ``memory.max`` minus usage), when lower."""
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        used = int(Path("/sys/fs/cgroup/memory.current").read_text().strip())
+    except (OSError, ValueError):
+        return available
+    return available if limit == "max" else min(available, max(int(limit) - used, 0))
+
+
+def _describe(obs_spec: ObsSpec) -> str:
+    sizes = {f"{h}x{w}" for h, w, _ in obs_spec.images.values()}
+    count = len(obs_spec.images)
+    if count and len(sizes) == 1:
+        cameras = f"{count} camera{'s' if count > 1 else ''} {sizes.pop()} uint8"
+    else:
+        cameras = "cameras " + ", ".join(f"{k} {h}x{w}" for k, (h, w, _) in obs_spec.images.items()) + " uint8"
+    floats = f"{obs_spec.state_dim} floats"
+    return f"{cameras} + {floats}" if count else floats
+
+
+def _announce_memory(buffer: ReplayBuffer, check: bool) -> None:
+    """Print the budget; with ``check``, raise ``MemoryError`` past 90% of the available memory."""
+    needed = ReplayBuffer.bytes_needed(buffer.obs_spec, buffer.action_dim, buffer.capacity)
+    available = available_memory_bytes()
+    shown = "unknown" if available is None else f"{available / 1e9:.1f} GB"
+    print(f"replay {buffer.name!r}: capacity {buffer.capacity:,} transitions, {_describe(buffer.obs_spec)} "
+          f"-> {needed / 1e9:.1f} GB (available: {shown})", flush=True)
+    if check and available is not None and needed > MEMORY_FRACTION * available:
+        per_slot = needed // buffer.capacity
+        fits = int(MEMORY_FRACTION * available) // per_slot
+        raise MemoryError(
+            f"replay {buffer.name!r} needs {needed / 1e9:.1f} GB for capacity {buffer.capacity:,} "
+            f"({per_slot:,} bytes per transition) but only {available / 1e9:.1f} GB is available; "
+            f"a capacity of at most {fits:,} fits in {MEMORY_FRACTION:.0%} of it "
+            "(or pass check_memory=False)")

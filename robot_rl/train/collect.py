@@ -1,0 +1,91 @@
+"""Env interaction for training: act, store the executed transition, write finished episodes."""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+import time
+from typing import Any, Callable
+
+import gymnasium as gym
+import numpy as np
+
+from robot_rl.data import EpisodeRecorder, write_episode
+from robot_rl.data.schema import ObsSpec
+
+Policy = Callable[[dict[str, np.ndarray]], np.ndarray]
+
+
+def episode_metadata(task: str, obs_mode: str, spec: ObsSpec, space: gym.spaces.Box, control_hz: float, source: str) -> dict:
+    """Metadata for episode files holding canonical observations."""
+    return {
+        "task": task,
+        "obs_mode": obs_mode,
+        "control_hz": control_hz,
+        "observation_spec": {k: {"shape": list(s), "dtype": str(d)} for k, (s, d) in spec.shapes().items()},
+        "action_spec": {"shape": list(space.shape), "low": space.low.tolist(), "high": space.high.tolist()},
+        "source": source,
+    }
+
+
+def success_of(info: dict) -> float:
+    """1.0/0.0 from ``info["success"]`` (or ``is_success``); NaN for envs that do not report it."""
+    for key in ("success", "is_success"):
+        if key in info:
+            return float(bool(info[key]))
+    return float("nan")
+
+
+@dataclasses.dataclass
+class EpisodeStats:
+    ret: float
+    length: int
+    success: float
+
+
+class Collector:
+    """Steps one env, adds each executed transition to ``buffer``, writes episodes to ``store``.
+
+    The stored action is ``info["executed_action"]`` when the env reports it (robot_rl envs do:
+    the action after the robot's safety limits), else the action sent.
+    """
+
+    def __init__(self, env: gym.Env, spec: ObsSpec, buffer: Any, store: pathlib.Path, metadata: dict, seed: int) -> None:
+        self.env, self.spec, self.buffer, self.store = env, spec, buffer, store
+        self.recorder = EpisodeRecorder(metadata)
+        self.seed = seed
+        self.steps = 0
+        self._obs = self._reset(seed)
+        self._ret, self._len, self._t0 = 0.0, 0, time.monotonic()
+
+    def _reset(self, seed: int | None) -> dict[str, np.ndarray]:
+        raw, _ = self.env.reset(seed=seed)
+        obs = self.spec.canonical(raw)
+        self.buffer.start_episode(obs)
+        self.recorder.start(obs)
+        return obs
+
+    @property
+    def obs(self) -> dict[str, np.ndarray]:
+        return self._obs
+
+    def step(self, policy: Policy) -> EpisodeStats | None:
+        """One env step with ``policy``; returns the episode's stats when it ended."""
+        action = np.asarray(policy(self._obs), dtype=np.float32)
+        raw, reward, terminated, truncated, info = self.env.step(action)
+        executed = np.asarray(info.get("executed_action", action), dtype=np.float32)
+        obs = self.spec.canonical(raw)
+        self.buffer.add(executed, float(reward), bool(terminated), bool(truncated), obs)
+        self.recorder.add(executed, float(reward), bool(terminated), bool(truncated), obs)
+        self.steps += 1
+        self._ret += float(reward)
+        self._len += 1
+        self._obs = obs
+        if not (terminated or truncated):
+            return None
+        stats = EpisodeStats(self._ret, self._len, success_of(info))
+        success = None if np.isnan(stats.success) else bool(stats.success)
+        write_episode(self.recorder.finish(success=success), self.store)
+        self._ret, self._len = 0.0, 0
+        self._obs = self._reset(None)
+        return stats

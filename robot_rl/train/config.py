@@ -1,0 +1,84 @@
+"""Typed training configuration; ``robot-rl train --help`` is generated from it (tyro)."""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+from typing import Literal
+
+from robot_rl.agents.bc import BCConfig
+from robot_rl.agents.sac import SACConfig
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Train an agent on a robot_rl task or any gymnasium env (single process)."""
+
+    task: str = "pick_cube"
+    """A robot_rl task (see `robot-rl envs`) or any gymnasium id with Box or Dict(Box, image)
+    observations and Box actions (e.g. Pendulum-v1)."""
+    obs: Literal["state", "pixels"] = "state"
+    """Observation type (robot_rl tasks only)."""
+    backend: str = "sim"
+    """Backend of a robot_rl task."""
+    algo: Literal["sac", "bc"] = "sac"
+    """SAC/RLPD (online, with demos) or behaviour cloning on the demos alone."""
+    demos: pathlib.Path | None = None
+    """Directory of demonstration episode files (from `robot-rl record`)."""
+    expert_demos: int = 0
+    """Record this many scripted-expert demos into <out>/<name>/demos first (robot_rl tasks; ignored with --demos)."""
+    demo_ratio: float = 0.5
+    """Share of each batch drawn from the demo buffer (RLPD symmetric sampling: 0.5)."""
+    steps: int = 15_000
+    """Environment steps to train for (for bc: gradient updates)."""
+    seed: int = 0
+    """Seeds the agent, the env resets and the replay sampling."""
+    out: pathlib.Path = pathlib.Path("runs")
+    """Parent directory of the run directory."""
+    name: str | None = None
+    """Run name (default: <task>-<algo>-<obs>-s<seed>)."""
+    resume: bool = False
+    """Continue the run in <out>/<name> from its last checkpoint and its episode files."""
+    device: str = "cpu"
+    """Torch device: cpu or cuda."""
+    random_steps: int = 0
+    """Uniformly random actions for the first N env steps (exploration without demos)."""
+    learning_starts: int = 256
+    """Start updating once the online buffer holds this many transitions."""
+    replay_capacity: int = 200_000
+    """Online replay capacity in transitions (checked against available memory)."""
+    eval_every: int = 2_500
+    """Evaluate the deterministic policy every N env steps."""
+    eval_episodes: int = 10
+    """Episodes per evaluation."""
+    checkpoint_every: int = 2_500
+    """Write a checkpoint every N env steps (atomically)."""
+    log_every: int = 250
+    """Write train/* scalars every N env steps."""
+    video_episodes: int = 2
+    """Final-evaluation episodes to record into eval.mp4 (0: none)."""
+    threads: int = 0
+    """torch CPU threads (0: torch's default)."""
+    sac: SACConfig = dataclasses.field(default_factory=SACConfig)
+    """SAC/RLPD agent settings."""
+    bc: BCConfig = dataclasses.field(default_factory=BCConfig)
+    """Behaviour-cloning settings."""
+
+    def __post_init__(self) -> None:
+        if self.steps < 1:
+            raise ValueError(f"--steps must be >= 1, got {self.steps}")
+        if not 0.0 <= self.demo_ratio <= 1.0:
+            raise ValueError(f"--demo-ratio must be in [0, 1], got {self.demo_ratio}")
+        for name in ("eval_every", "checkpoint_every", "log_every", "eval_episodes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        if self.algo == "bc" and self.demos is None and self.expert_demos == 0:
+            raise ValueError("--algo bc needs demonstrations: --demos DIR or --expert-demos N")
+
+    @property
+    def run_name(self) -> str:
+        return self.name or f"{self.task.replace('/', '_')}-{self.algo}-{self.obs}-s{self.seed}"
+
+    @property
+    def run_dir(self) -> pathlib.Path:
+        return self.out / self.run_name

@@ -1,0 +1,97 @@
+"""The single-process trainer: it learns, it writes what it promises, it resumes, it fails clearly."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import tiny_envs  # noqa: F401  (registers TinyReach-v0)
+from robot_rl.agents.sac import SACConfig
+from robot_rl.data import read_episodes
+from robot_rl.train.config import TrainConfig
+from robot_rl.train.loop import train
+
+SMALL = SACConfig(hidden_dims=(64, 64), batch_size=64, init_temperature=0.1, actor_lr=1e-3, critic_lr=1e-3)
+
+
+def reach_config(tmp_path, **overrides):
+    options = dict(
+        task="TinyReach-v0", steps=1500, out=tmp_path, name="reach", eval_every=500, eval_episodes=10,
+        checkpoint_every=500, log_every=100, learning_starts=200, random_steps=200, video_episodes=1, sac=SMALL,
+    )
+    options.update(overrides)
+    return TrainConfig(**options)
+
+
+def test_smoke_training_solves_a_tiny_reach_task_in_under_a_minute(tmp_path):
+    start = time.monotonic()
+    result = train(reach_config(tmp_path))
+    assert time.monotonic() - start < 60
+    assert result.final_success_rate >= 0.8, f"success {result.final_success_rate}"
+    run = result.run_dir
+    for name in ("config.json", "eval.csv", "curve.png", "eval.mp4", "checkpoint.pt", "actor.pt"):
+        assert (run / name).stat().st_size > 0, name
+    assert any(p.name.startswith("events.out.tfevents") for p in run.iterdir())
+    with open(run / "eval.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["step", "success_rate", "mean_return"]
+    assert [int(r["step"]) for r in rows] == [500, 1000, 1500]
+    assert json.loads((run / "config.json").read_text())["sac"]["batch_size"] == 64
+    episodes, errors = read_episodes(run / "episodes")
+    assert not errors and sum(len(e) for e in episodes) <= 1500
+
+
+def test_resume_continues_from_checkpoint_and_episode_files(tmp_path):
+    train(reach_config(tmp_path, steps=400, eval_every=200, checkpoint_every=200))
+    episodes_before, _ = read_episodes(tmp_path / "reach" / "episodes")
+    with pytest.raises(FileExistsError, match="--resume"):
+        train(reach_config(tmp_path, steps=400))
+    result = train(reach_config(tmp_path, steps=700, eval_every=200, checkpoint_every=200, resume=True))
+    episodes_after, _ = read_episodes(tmp_path / "reach" / "episodes")
+    assert len(episodes_after) > len(episodes_before)
+    # Nothing written before the resume was lost or rewritten.
+    assert all(np.array_equal(a.actions, b.actions) for a, b in zip(episodes_before, episodes_after))
+    assert result.steps == 700
+
+
+def test_nan_observation_fails_with_the_key_named(tmp_path):
+    import gymnasium as gym
+
+    gym.register("TinyReachNaN-v0", entry_point="tiny_envs:TinyReach", kwargs={"nan_at_step": 3})
+    with pytest.raises(ValueError, match="state"):
+        train(reach_config(tmp_path, task="TinyReachNaN-v0", steps=50))
+
+
+def test_pick_cube_with_expert_demos_writes_a_full_run(tmp_path):
+    cfg = TrainConfig(
+        task="pick_cube", expert_demos=2, steps=120, out=tmp_path, name="pc", eval_every=120, eval_episodes=1,
+        checkpoint_every=120, learning_starts=64, video_episodes=1, sac=SMALL,
+    )
+    result = train(cfg)
+    run = result.run_dir
+    demos, _ = read_episodes(run / "demos", task="pick_cube")
+    assert len(demos) == 2 and all(d.success for d in demos)
+    assert (run / "curve.png").exists() and (run / "eval.mp4").exists()
+
+
+def test_bc_needs_demos_and_trains_on_them(tmp_path):
+    with pytest.raises(ValueError, match="needs demonstrations"):
+        TrainConfig(algo="bc")
+    cfg = TrainConfig(task="pick_cube", algo="bc", expert_demos=2, steps=50, out=tmp_path, name="bc", eval_every=50, eval_episodes=1, video_episodes=0)
+    assert train(cfg).steps == 50
+
+
+def test_train_cli_help_and_bad_task(tmp_path):
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "robot_rl.cli", "train", *args], capture_output=True, text=True, timeout=120, cwd=tmp_path, env={**os.environ})
+
+    out = cli("--help")
+    assert out.returncode == 0 and "--sac.utd-ratio" in out.stdout and "--expert-demos" in out.stdout
+    out = cli("--task", "NoSuchEnv-v9", "--steps", "10")
+    assert out.returncode == 2 and "neither a robot_rl task" in out.stderr
+    assert not (tmp_path / "runs").exists()  # nothing written for a bad name
