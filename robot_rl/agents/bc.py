@@ -24,6 +24,7 @@ from robot_rl.agents.networks import (
     mlp,
     observation_to_tensors,
 )
+from robot_rl.agents.base import AgentBase, group_weights
 from robot_rl.data.schema import Batch, ObsSpec, check_finite
 
 
@@ -66,7 +67,7 @@ class BCConfig:
                 raise ValueError(f"BCConfig: {message}")
 
 
-class BCAgent:
+class BCAgent(AgentBase):
     """Deterministic policy ``tanh(MLP(encoder(obs)))`` fitted to the batch's actions by MSE."""
 
     def __init__(self, obs_spec: ObsSpec, action_dim: int, config: BCConfig = BCConfig(), device: str = "cpu", seed: int = 0):
@@ -82,23 +83,6 @@ class BCAgent:
         self._optimizer = torch.optim.Adam(self._params, lr=config.lr, foreach=True)
         self._generator = torch.Generator(device=self._device).manual_seed(seed)
         self._num_updates = 0
-
-    @property
-    def config(self) -> BCConfig:
-        return self._config
-
-    @property
-    def obs_spec(self) -> ObsSpec:
-        return self._obs_spec
-
-    @property
-    def action_dim(self) -> int:
-        return self._action_dim
-
-    @property
-    def num_updates(self) -> int:
-        """update() calls so far (restored by load_state_dict)."""
-        return self._num_updates
 
     @torch.no_grad()
     def act(self, obs: Mapping[str, np.ndarray], deterministic: bool = False) -> np.ndarray:
@@ -143,11 +127,6 @@ class BCAgent:
         return {k: v.detach().cpu().clone() for k, v in out.items()}
 
     def load_actor_state_dict(self, weights: Mapping[str, Any]) -> None:
-        groups: dict[str, dict[str, torch.Tensor]] = {"encoder": {}, "policy": {}}
-        for key, value in weights.items():
-            prefix, _, name = key.partition(".")
-            if prefix not in groups:
-                raise KeyError(f"unexpected actor weight {key!r}")
-            groups[prefix][name] = torch.as_tensor(value)
+        groups = group_weights(weights, ("encoder", "policy"))
         self.encoder.load_trainable_state_dict(groups["encoder"])
         self._policy.load_state_dict(groups["policy"])

@@ -33,6 +33,7 @@ from robot_rl.agents.networks import (
     observation_to_tensors,
     split_batch,
 )
+from robot_rl.agents.base import AgentBase, group_weights
 from robot_rl.data.schema import Batch, ObsSpec, check_finite
 
 GRIPPER_COMMANDS = (-1.0, 0.0, 1.0)  # close, stay, open: the discrete gripper action values
@@ -149,7 +150,7 @@ def gripper_index(action: torch.Tensor) -> torch.Tensor:
     return action.clamp(-1.0, 1.0).round().long() + 1
 
 
-class SACAgent:
+class SACAgent(AgentBase):
     """SAC on canonical observations; see the module docstring and :class:`SACConfig`."""
 
     def __init__(self, obs_spec: ObsSpec, action_dim: int, config: SACConfig = SACConfig(), device: str = "cpu", seed: int = 0):
@@ -190,23 +191,6 @@ class SACAgent:
         self._gripper_opt = None
         if self._gripper_critic is not None:
             self._gripper_opt = torch.optim.Adam(self._gripper_critic.parameters(), lr=cfg.critic_lr, foreach=True)
-
-    @property
-    def config(self) -> SACConfig:
-        return self._config
-
-    @property
-    def obs_spec(self) -> ObsSpec:
-        return self._obs_spec
-
-    @property
-    def action_dim(self) -> int:
-        return self._action_dim
-
-    @property
-    def num_updates(self) -> int:
-        """update() calls so far (restored by load_state_dict)."""
-        return self._num_updates
 
     # ------------------------------------------------------------ acting
 
@@ -349,12 +333,7 @@ class SACAgent:
 
     def load_actor_state_dict(self, weights: Mapping[str, Any]) -> None:
         """Load :meth:`actor_state_dict` output (tensors or numpy arrays); every key must match."""
-        groups: dict[str, dict[str, torch.Tensor]] = {"encoder": {}, "actor": {}, "gripper_critic": {}}
-        for key, value in weights.items():
-            prefix, _, name = key.partition(".")
-            if prefix not in groups:
-                raise KeyError(f"unexpected actor weight {key!r}")
-            groups[prefix][name] = torch.as_tensor(value)
+        groups = group_weights(weights, ("encoder", "actor", "gripper_critic"))
         self.encoder.load_trainable_state_dict(groups["encoder"])
         self._actor.load_state_dict(groups["actor"])
         if self._gripper_critic is not None:
