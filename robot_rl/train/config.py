@@ -21,6 +21,9 @@ class TrainConfig:
     """Observation type (robot_rl tasks only)."""
     backend: str = "sim"
     """Backend of a robot_rl task."""
+    env_kwargs: tuple[str, ...] = ()
+    """KEY=VALUE options for robot_rl.make / gymnasium.make, e.g. dense_reward=true image_height=64
+    (values are read as JSON when they parse, else as strings)."""
     algo: Literal["sac", "bc"] = "sac"
     """SAC/RLPD (online, with demos) or behaviour cloning on the demos alone."""
     demos: pathlib.Path | None = None
@@ -74,6 +77,21 @@ class TrainConfig:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         if self.algo == "bc" and self.demos is None and self.expert_demos == 0:
             raise ValueError("--algo bc needs demonstrations: --demos DIR or --expert-demos N")
+
+    def env_options(self) -> dict:
+        """``env_kwargs`` as a dict; a malformed item fails with the item named."""
+        import json
+
+        options = {}
+        for item in self.env_kwargs:
+            key, sep, value = item.partition("=")
+            if not sep or not key:
+                raise ValueError(f"--env-kwargs items look like KEY=VALUE, got {item!r}")
+            try:
+                options[key] = json.loads(value)
+            except json.JSONDecodeError:
+                options[key] = value
+        return options
 
     @property
     def run_name(self) -> str:

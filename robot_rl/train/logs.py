@@ -46,7 +46,7 @@ def read_eval_csv(path: pathlib.Path) -> list[dict[str, float]]:
         return [{k: float(v) if v not in ("", "nan") else math.nan for k, v in row.items()} for row in csv.DictReader(f)]
 
 
-def plot_curve(eval_csv: pathlib.Path, png: pathlib.Path, title: str) -> pathlib.Path | None:
+def plot_curve(eval_csv: pathlib.Path, png: pathlib.Path, title: str, xlabel: str = "env steps") -> pathlib.Path | None:
     """Learning curve (eval success rate and return against env steps) as a PNG."""
     import matplotlib
 
@@ -59,7 +59,7 @@ def plot_curve(eval_csv: pathlib.Path, png: pathlib.Path, title: str) -> pathlib
     steps = [r["step"] for r in rows]
     fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
     ax.plot(steps, [r["mean_return"] for r in rows], "o-", color="tab:blue", label="mean return")
-    ax.set_xlabel("env steps")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("eval mean return", color="tab:blue")
     if not all(math.isnan(r["success_rate"]) for r in rows):
         twin = ax.twinx()

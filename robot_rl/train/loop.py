@@ -49,9 +49,9 @@ def make_env(cfg: TrainConfig, render: bool = False) -> gym.Env:
     """A robot_rl task, or any gymnasium env with its actions rescaled to [-1, 1]."""
     mode = "rgb_array" if render else None
     if is_robot_rl_task(cfg.task):
-        return robot_rl.make(cfg.task, backend=cfg.backend, obs=cfg.obs, render_mode=mode)
+        return robot_rl.make(cfg.task, backend=cfg.backend, obs=cfg.obs, render_mode=mode, **cfg.env_options())
     try:
-        env = gym.make(cfg.task, render_mode=mode)
+        env = gym.make(cfg.task, render_mode=mode, **cfg.env_options())
     except gym.error.Error as err:
         raise ValueError(f"{cfg.task!r} is neither a robot_rl task {sorted(robot_rl.tasks())} nor a gymnasium id: {err}") from err
     if not isinstance(env.action_space, gym.spaces.Box):
@@ -99,7 +99,7 @@ def demo_directory(cfg: TrainConfig, run_dir: pathlib.Path) -> pathlib.Path | No
         from robot_rl.record import expert_policy, record
 
         print(f"recording {cfg.expert_demos} expert demos into {demo_dir}", flush=True)
-        env = robot_rl.make(cfg.task, backend=cfg.backend, obs=cfg.obs)
+        env = robot_rl.make(cfg.task, backend=cfg.backend, obs=cfg.obs, **cfg.env_options())
         try:
             record(env.unwrapped, expert_policy, demo_dir, cfg.expert_demos, cfg.seed + 500_000, cfg.backend, "expert")
         finally:
@@ -226,7 +226,8 @@ def _finish(cfg, run_dir, agent, eval_env, spec, run_log: RunLog, step: int) -> 
     if video is not None:
         video.close()
     run_log.close()
-    png = plot_curve(run_log.eval_csv, run_dir / "curve.png", f"{cfg.task} {cfg.algo} ({cfg.obs}), seed {cfg.seed}")
+    xlabel = "gradient updates" if cfg.algo == "bc" else "env steps"
+    png = plot_curve(run_log.eval_csv, run_dir / "curve.png", f"{cfg.task} {cfg.algo} ({cfg.obs}), seed {cfg.seed}", xlabel)
     last = _last_eval(run_log.eval_csv)
     print(f"done: {step} steps; last eval success {last[0]:.0%}, return {last[1]:.2f}; run: {run_dir} (curve: {png}, video: {video and video.path})", flush=True)
     return TrainResult(run_dir, step, *last)

@@ -95,3 +95,10 @@ def test_train_cli_help_and_bad_task(tmp_path):
     out = cli("--task", "NoSuchEnv-v9", "--steps", "10")
     assert out.returncode == 2 and "neither a robot_rl task" in out.stderr
     assert not (tmp_path / "runs").exists()  # nothing written for a bad name
+
+
+def test_env_kwargs_are_parsed_as_json_and_malformed_ones_named():
+    cfg = TrainConfig(env_kwargs=("dense_reward=true", "image_height=64", "render_camera=wrist"))
+    assert cfg.env_options() == {"dense_reward": True, "image_height": 64, "render_camera": "wrist"}
+    with pytest.raises(ValueError, match="'dense_reward'"):
+        TrainConfig(env_kwargs=("dense_reward",)).env_options()
