@@ -157,8 +157,11 @@ class CartesianImpedanceController:
         self._target_ticks_left = 0
         self._target_ticks = int(np.ceil(np.log(1e-9) / np.log(1.0 - self._alpha_target))) if self._alpha_target < 1 else 1
         self._kq_ns = np.zeros(n)
-        # Work buffers: [e (6); twist (6)] and the rest; nothing is allocated per tick.
-        self._z = np.zeros(12)
+        self._allocate_work_buffers(n)
+
+    def _allocate_work_buffers(self, n: int) -> None:
+        """Every array a tick writes: nothing is allocated per tick."""
+        self._z = np.zeros(12)  # [e (6); twist (6)]
         self._err, self._twist = self._z[:6], self._z[6:]
         self._err_pos, self._err_rot = self._err[:3], self._err[3:]
         self._w12 = np.zeros(12)
