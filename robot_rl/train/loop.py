@@ -221,7 +221,7 @@ def _train_bc(cfg, run_dir, agent, demos, eval_env, spec) -> TrainResult:
 
 def _finish(cfg, run_dir, agent, eval_env, spec, run_log: RunLog, step: int) -> TrainResult:
     """Filmed final evaluation, learning-curve PNG, summary line."""
-    video = VideoWriter(run_dir / "eval.mp4", fps=control_hz(eval_env) or 10.0) if cfg.video_episodes else None
+    video = _video_writer(cfg, run_dir, eval_env)
     success, mean_return = evaluate(eval_env, agent, spec, max(cfg.video_episodes, 1), EVAL_SEED, video, cfg.video_episodes)
     if video is not None:
         video.close()
@@ -229,8 +229,26 @@ def _finish(cfg, run_dir, agent, eval_env, spec, run_log: RunLog, step: int) -> 
     xlabel = "gradient updates" if cfg.algo == "bc" else "env steps"
     png = plot_curve(run_log.eval_csv, run_dir / "curve.png", f"{cfg.task} {cfg.algo} ({cfg.obs}), seed {cfg.seed}", xlabel)
     last = _last_eval(run_log.eval_csv)
-    print(f"done: {step} steps; last eval success {last[0]:.0%}, return {last[1]:.2f}; run: {run_dir} (curve: {png}, video: {video and video.path})", flush=True)
+    success_text = "n/a" if np.isnan(last[0]) else f"{last[0]:.0%}"
+    print(f"done: {step} steps; last eval success {success_text}, return {last[1]:.2f}; run: {run_dir} "
+          f"(curve: {png}, video: {video and video.path})", flush=True)
     return TrainResult(run_dir, step, *last)
+
+
+def _video_writer(cfg: TrainConfig, run_dir: pathlib.Path, eval_env: gym.Env) -> VideoWriter | None:
+    """A writer for eval.mp4, or None (with the reason printed) when the env cannot render."""
+    if not cfg.video_episodes:
+        return None
+    try:
+        eval_env.reset(seed=EVAL_SEED)
+        frame = eval_env.render()
+    except Exception as err:  # e.g. gymnasium's DependencyNotInstalled (pygame) for classic control
+        print(f"no eval video: the env cannot render ({err})", flush=True)
+        return None
+    if frame is None:
+        print("no eval video: the env returned no frame from render()", flush=True)
+        return None
+    return VideoWriter(run_dir / "eval.mp4", fps=control_hz(eval_env) or 10.0)
 
 
 def _last_eval(eval_csv: pathlib.Path) -> tuple[float, float]:

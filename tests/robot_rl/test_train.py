@@ -102,3 +102,12 @@ def test_env_kwargs_are_parsed_as_json_and_malformed_ones_named():
     assert cfg.env_options() == {"dense_reward": True, "image_height": 64, "render_camera": "wrist"}
     with pytest.raises(ValueError, match="'dense_reward'"):
         TrainConfig(env_kwargs=("dense_reward",)).env_options()
+
+
+def test_an_env_that_cannot_render_still_finishes_without_a_video(tmp_path, capsys):
+    import gymnasium as gym
+
+    gym.register("TinyReachBlind-v0", entry_point="tiny_envs:TinyReach", kwargs={"can_render": False})
+    result = train(reach_config(tmp_path, task="TinyReachBlind-v0", steps=100, eval_every=100, eval_episodes=1))
+    assert "no eval video: the env cannot render" in capsys.readouterr().out
+    assert (result.run_dir / "curve.png").exists() and not (result.run_dir / "eval.mp4").exists()
