@@ -15,8 +15,6 @@ import torch
 import torch.nn.functional as F
 
 from robot_rl.agents.networks import (
-    IMAGE_ENCODERS,
-    POOLINGS,
     augment,
     batch_to_tensors,
     build_encoder,
@@ -24,13 +22,13 @@ from robot_rl.agents.networks import (
     mlp,
     observation_to_tensors,
 )
-from robot_rl.agents.base import AgentBase, group_weights
+from robot_rl.agents.base import AgentBase, EncoderConfig, group_weights
 from robot_rl.data.schema import Batch, ObsSpec, check_finite
 
 
 @dataclasses.dataclass
-class BCConfig:
-    """Hyperparameters of :class:`BCAgent`."""
+class BCConfig(EncoderConfig):
+    """Hyperparameters of :class:`BCAgent` (the image-encoder fields come from EncoderConfig)."""
 
     hidden_dims: tuple[int, ...] = (256, 256)
     """Hidden layer widths of the policy MLP."""
@@ -40,31 +38,15 @@ class BCConfig:
     """Transitions per update (what the trainer samples)."""
     grad_clip_norm: float = 10.0
     """Clip gradients to this global norm (inf disables; the metric is the pre-clip norm)."""
-    image_encoder: str = "conv"
-    """'conv': a conv trunk per camera trained by the BC loss; 'pretrained': a frozen local ResNetBackbone."""
-    pretrained_path: str | None = None
-    """Local state_dict file of the pretrained backbone (see networks.save_backbone); never downloaded."""
-    pooling: str = "spatial_embedding"
-    """Spatial pooling head on the feature maps: 'spatial_embedding' or 'spatial_softmax'."""
-    encoder_features: int = 64
-    """Features per camera after pooling, projection, LayerNorm and tanh."""
-    drq_pad: int = 4
-    """DrQ random-shift padding in pixels during updates; 0 disables."""
 
     def __post_init__(self) -> None:
         self.hidden_dims = tuple(int(h) for h in self.hidden_dims)
         checks = [
             (self.lr > 0 and self.batch_size >= 1, "lr must be > 0 and batch_size >= 1"),
             (self.grad_clip_norm > 0, "grad_clip_norm must be > 0 (inf disables clipping)"),
-            (self.image_encoder in IMAGE_ENCODERS, f"image_encoder must be one of {IMAGE_ENCODERS}"),
-            (self.image_encoder != "pretrained" or self.pretrained_path is not None,
-             "image_encoder='pretrained' needs pretrained_path"),
-            (self.pooling in POOLINGS, f"pooling must be one of {POOLINGS}"),
-            (self.encoder_features >= 1 and self.drq_pad >= 0, "encoder_features >= 1 and drq_pad >= 0"),
         ]
-        for ok, message in checks:
-            if not ok:
-                raise ValueError(f"BCConfig: {message}")
+        for message in [m for ok, m in checks if not ok] + self.encoder_problems():
+            raise ValueError(f"BCConfig: {message}")
 
 
 class BCAgent(AgentBase):

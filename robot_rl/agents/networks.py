@@ -20,10 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from robot_rl.agents.base import IMAGE_ENCODERS, POOLINGS
 from robot_rl.data.schema import STATE, Batch, ObsSpec
 
-IMAGE_ENCODERS = ("conv", "pretrained")
-POOLINGS = ("spatial_embedding", "spatial_softmax")
 
 
 def mlp(in_dim: int, hidden_dims: Sequence[int], out_dim: int | None = None) -> nn.Sequential:

@@ -22,8 +22,6 @@ from torch import nn
 
 from robot_rl.agents.distributions import TanhGaussianPolicy
 from robot_rl.agents.networks import (
-    IMAGE_ENCODERS,
-    POOLINGS,
     Critic,
     augment,
     batch_to_tensors,
@@ -33,15 +31,15 @@ from robot_rl.agents.networks import (
     observation_to_tensors,
     split_batch,
 )
-from robot_rl.agents.base import AgentBase, group_weights
+from robot_rl.agents.base import AgentBase, EncoderConfig, group_weights
 from robot_rl.data.schema import Batch, ObsSpec, check_finite
 
 GRIPPER_COMMANDS = (-1.0, 0.0, 1.0)  # close, stay, open: the discrete gripper action values
 
 
 @dataclasses.dataclass
-class SACConfig:
-    """Hyperparameters of :class:`SACAgent`."""
+class SACConfig(EncoderConfig):
+    """Hyperparameters of :class:`SACAgent` (the image-encoder fields come from EncoderConfig)."""
 
     hidden_dims: tuple[int, ...] = (256, 256)
     """Hidden layer widths of the actor and of each critic MLP."""
@@ -59,8 +57,10 @@ class SACConfig:
     """Adam learning rate of the critics, the image encoder and the gripper critic."""
     temperature_lr: float = 3e-4
     """Adam learning rate of the log-temperature."""
-    init_temperature: float = 1.0
-    """Initial entropy temperature alpha."""
+    init_temperature: float = 0.01
+    """Initial entropy temperature alpha. Small, because robot rewards are O(1) per episode: at 1.0
+    the entropy bonus outweighs a sparse 0/1 reward and the policy stays uniform (measured on
+    pick_cube)."""
     target_entropy: float | None = None
     """Entropy the temperature steers the policy to; None means -(continuous action dims) / 2."""
     backup_entropy: bool = True
@@ -71,16 +71,6 @@ class SACConfig:
     """Critic updates per update() call; the batch holds utd_ratio minibatches of batch_size."""
     batch_size: int = 256
     """Transitions per minibatch (what the trainer samples; update() splits by utd_ratio)."""
-    image_encoder: str = "conv"
-    """'conv': a conv trunk per camera trained by the critic; 'pretrained': a frozen local ResNetBackbone."""
-    pretrained_path: str | None = None
-    """Local state_dict file of the pretrained backbone (see networks.save_backbone); never downloaded."""
-    pooling: str = "spatial_embedding"
-    """Spatial pooling head on the feature maps: 'spatial_embedding' or 'spatial_softmax'."""
-    encoder_features: int = 64
-    """Features per camera after pooling, projection, LayerNorm and tanh."""
-    drq_pad: int = 4
-    """DrQ random-shift padding in pixels for critic updates; 0 disables."""
     hybrid_gripper: bool = False
     """The last action dim is a gripper command in {close=-1, stay=0, open=+1} chosen by a discrete critic."""
     gripper_penalty: float = 0.0
@@ -96,15 +86,9 @@ class SACConfig:
             (self.init_temperature > 0, "init_temperature must be > 0"),
             (self.grad_clip_norm > 0, "grad_clip_norm must be > 0 (inf disables clipping)"),
             (self.utd_ratio >= 1 and self.batch_size >= 1, "utd_ratio and batch_size must be >= 1"),
-            (self.image_encoder in IMAGE_ENCODERS, f"image_encoder must be one of {IMAGE_ENCODERS}"),
-            (self.image_encoder != "pretrained" or self.pretrained_path is not None,
-             "image_encoder='pretrained' needs pretrained_path"),
-            (self.pooling in POOLINGS, f"pooling must be one of {POOLINGS}"),
-            (self.encoder_features >= 1 and self.drq_pad >= 0, "encoder_features >= 1 and drq_pad >= 0"),
         ]
-        for ok, message in checks:
-            if not ok:
-                raise ValueError(f"SACConfig: {message}")
+        for message in [m for ok, m in checks if not ok] + self.encoder_problems():
+            raise ValueError(f"SACConfig: {message}")
 
 
 def td_target(reward: torch.Tensor, terminated: torch.Tensor, next_qs: torch.Tensor, discount: float,
