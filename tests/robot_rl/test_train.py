@@ -111,3 +111,15 @@ def test_an_env_that_cannot_render_still_finishes_without_a_video(tmp_path, caps
     result = train(reach_config(tmp_path, task="TinyReachBlind-v0", steps=100, eval_every=100, eval_episodes=1))
     assert "no eval video: the env cannot render" in capsys.readouterr().out
     assert (result.run_dir / "curve.png").exists() and not (result.run_dir / "eval.mp4").exists()
+
+
+def test_pixel_pick_cube_runs_end_to_end(tmp_path):
+    tiny = SACConfig(hidden_dims=(32, 32), batch_size=16, encoder_features=16)
+    cfg = TrainConfig(
+        task="pick_cube", obs="pixels", env_kwargs=("image_height=32", "image_width=32"), expert_demos=1, steps=110,
+        out=tmp_path, name="px", eval_every=110, eval_episodes=1, checkpoint_every=110, learning_starts=20, video_episodes=0, sac=tiny,
+    )
+    run = train(cfg).run_dir
+    episodes, errors = read_episodes(run / "episodes", task="pick_cube")
+    assert not errors and episodes[0].observations["front"].shape[1:] == (32, 32, 3)
+    assert (run / "checkpoint.pt").exists()
