@@ -51,9 +51,10 @@ class SACConfig(EncoderConfig):
     """Discount factor gamma."""
     tau: float = 0.005
     """Polyak rate of the target critics, applied after every critic update."""
-    actor_lr: float = 3e-4
-    """Adam learning rate of the actor."""
-    critic_lr: float = 3e-4
+    actor_lr: float = 1e-3
+    """Adam learning rate of the actor (1e-3 beat 3e-4 on sparse pick_cube at UTD 1: 20% vs 0%
+    eval success after 15k steps, one seed each)."""
+    critic_lr: float = 1e-3
     """Adam learning rate of the critics, the image encoder and the gripper critic."""
     temperature_lr: float = 3e-4
     """Adam learning rate of the log-temperature."""
