@@ -10,6 +10,8 @@ from typing import Literal
 
 import tyro
 
+from robot_rl.train.config import TrainConfig
+
 
 @dataclasses.dataclass
 class Envs:
@@ -73,9 +75,6 @@ class Record:
         return 0
 
 
-from robot_rl.train.config import TrainConfig  # noqa: E402
-
-
 @dataclasses.dataclass
 class Train(TrainConfig):
     """Train SAC/RLPD (or BC) on a robot_rl task or a gymnasium env; logs, checkpoints, eval.csv,
@@ -92,7 +91,6 @@ COMMANDS = {"envs": Envs, "record": Record, "train": Train}
 
 
 def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("MUJOCO_GL", "egl")
     command = tyro.extras.subcommand_cli_from_dict(COMMANDS, args=argv, prog="robot-rl", description="robot_rl: learning on robots")
     try:
         return command.run()
@@ -102,6 +100,10 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"robot-rl: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        # Finished episodes and the last checkpoint are on disk already.
+        print("\nrobot-rl: interrupted; a training run continues with the same --name and --resume", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -132,16 +132,20 @@ def sample_batch(online: ReplayBuffer, demos: ReplayBuffer | None, batch_size: i
 
 
 def restore(cfg: TrainConfig, run_dir: pathlib.Path, agent, online: ReplayBuffer, task: str | None) -> int:
-    """Agent state from the checkpoint, online data from the episode files; returns the env step."""
-    checkpoint = load_checkpoint(run_dir / "checkpoint.pt")
-    agent.load_state_dict(checkpoint["agent"])
+    """Agent state from the checkpoint (if one was written), online data from the episode files;
+    returns the env step."""
+    path = run_dir / "checkpoint.pt"
+    checkpoint = load_checkpoint(path) if path.exists() else None
+    if checkpoint is not None:
+        agent.load_state_dict(checkpoint["agent"])
     episodes, errors = read_episodes(run_dir / "episodes", task=task)
     for err in errors:
         print(f"skipping {err}", flush=True)
     for episode in episodes:
         online.add_episode(episode)
     steps = sum(len(e) for e in episodes)  # every env step the store kept (an episode in flight is lost)
-    print(f"resumed {run_dir}: checkpoint at step {checkpoint['step']}, {len(episodes)} episodes / {steps} steps on disk", flush=True)
+    where = f"checkpoint at step {checkpoint['step']}" if checkpoint else "no checkpoint yet (fresh agent)"
+    print(f"resumed {run_dir}: {where}, {len(episodes)} episodes / {steps} steps on disk", flush=True)
     return steps
 
 

@@ -123,3 +123,25 @@ def test_pixel_pick_cube_runs_end_to_end(tmp_path):
     episodes, errors = read_episodes(run / "episodes", task="pick_cube")
     assert not errors and episodes[0].observations["front"].shape[1:] == (32, 32, 3)
     assert (run / "checkpoint.pt").exists()
+
+
+def test_ctrl_c_stops_cleanly_and_the_run_resumes(tmp_path):
+    import signal
+
+    args = [sys.executable, "-m", "robot_rl.cli", "train", "--task", "pick_cube", "--expert-demos", "1", "--steps", "100000",
+            "--out", str(tmp_path), "--name", "int", "--checkpoint-every", "150", "--eval-every", "100000", "--learning-starts", "64",
+            "--sac.hidden-dims", "32", "32", "--sac.batch-size", "32"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ})
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and not (tmp_path / "int" / "checkpoint.pt").exists():
+        time.sleep(0.5)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "--resume" in err
+    episodes, errors = read_episodes(tmp_path / "int" / "episodes", task="pick_cube")
+    assert episodes and not errors  # every finished episode is on disk and readable
+    resumed = train(TrainConfig(task="pick_cube", out=tmp_path, name="int", resume=True, steps=sum(len(e) for e in episodes) + 5,
+                                eval_every=100000, eval_episodes=1, video_episodes=0, learning_starts=64,
+                                sac=SACConfig(hidden_dims=(32, 32), batch_size=32)))
+    assert resumed.steps == sum(len(e) for e in episodes) + 5
