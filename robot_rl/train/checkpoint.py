@@ -33,6 +33,6 @@ def load_checkpoint(path: pathlib.Path) -> dict[str, Any]:
     if not path.exists():
         raise FileNotFoundError(f"no checkpoint at {path}: nothing to resume (train without --resume first)")
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
+        return torch.load(path, map_location="cpu", weights_only=True)  # tensors and plain containers only
     except Exception as err:  # a corrupt file: say which and why
         raise ValueError(f"checkpoint {path} is unreadable ({err}); delete it to restart the run") from err
