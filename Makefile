@@ -11,7 +11,7 @@ PIP := $(PY) -m pip
 export MUJOCO_GL ?= egl
 export PYOPENGL_PLATFORM ?= $(MUJOCO_GL)
 
-SYSTEM_PACKAGES := libegl1 libegl-mesa0 libgl1-mesa-dri libgbm1 libosmesa6
+SYSTEM_PACKAGES := libegl1 libegl-mesa0 libgl1-mesa-dri libgbm1 libosmesa6 libusb-1.0-0 libhidapi-hidraw0 libhidapi-libusb0
 SYSTEM_STAMP := $(VENV)/.system-deps
 INSTALL_STAMP := $(VENV)/.installed
 
@@ -32,11 +32,11 @@ bench: $(INSTALL_STAMP)
 
 install: $(INSTALL_STAMP)
 
-# System libraries for headless MuJoCo rendering. Installed with apt when we can (root or
+# System libraries for headless MuJoCo rendering (EGL/OSMesa), RealSense (libusb) and SpaceMouse (hidapi). Installed with apt when we can (root or
 # passwordless sudo); otherwise the exact command is printed and the build stops.
 $(SYSTEM_STAMP):
 	@missing=""; \
-	for lib in libEGL.so.1 libOSMesa.so; do \
+	for lib in libEGL.so.1 libOSMesa.so libusb-1.0.so.0 libhidapi-hidraw.so.0 libhidapi-libusb.so.0; do \
 	  ldconfig -p 2>/dev/null | grep -q "$$lib" || missing="$$missing $$lib"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -55,7 +55,7 @@ $(SYSTEM_STAMP):
 $(INSTALL_STAMP): $(SYSTEM_STAMP) pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q -c constraints.txt torch==2.13.0
-	$(PIP) install -q -c constraints.txt -e ".[test]"
+	$(PIP) install -q -c constraints.txt -e ".[test,devices]"
 	@touch $@
 
 clean:
