@@ -1,0 +1,22 @@
+"""Teleop devices for human interventions: SpaceMouse (hidapi), gamepad (pygame), terminal keyboard.
+
+Each is a :class:`robot_rl.teleop.TeleopDevice`; device libraries are imported on ``connect``.
+``drivers.teleop.testing`` fakes them at the library boundary for tests and dry runs.
+"""
+
+from drivers.teleop.gamepad import XBOX_BUTTONS, XBOX_EE_DELTA_XYZ, Gamepad, GamepadConfig
+from drivers.teleop.keyboard import KEY_AXES, KEYBOARD_BUTTONS, KEYBOARD_EE_DELTA_XYZ, KeyboardConfig, TerminalKeyboard
+from drivers.teleop.spacemouse import (
+    SPACEMOUSE_BUTTONS,
+    SPACEMOUSE_EE_DELTA_XYZ,
+    SPACEMOUSE_EE_DELTA_XYZ_FACING_ROBOT,
+    SpaceMouse,
+    SpaceMouseConfig,
+)
+
+__all__ = [
+    "Gamepad", "GamepadConfig", "XBOX_BUTTONS", "XBOX_EE_DELTA_XYZ",
+    "TerminalKeyboard", "KeyboardConfig", "KEY_AXES", "KEYBOARD_BUTTONS", "KEYBOARD_EE_DELTA_XYZ",
+    "SpaceMouse", "SpaceMouseConfig", "SPACEMOUSE_BUTTONS", "SPACEMOUSE_EE_DELTA_XYZ",
+    "SPACEMOUSE_EE_DELTA_XYZ_FACING_ROBOT",
+]
