@@ -1,19 +1,61 @@
-"""Record episodes from a policy (the task's scripted expert today) into episode files."""
+"""Record episodes into episode files, driven by a policy (the task's scripted expert) or a human.
+
+- **A policy** (``record(env, expert_policy, ...)``): ``episodes`` episodes are run; the successes
+  are written, the failures too with ``keep_failures``.
+- **A human** (``record(env, None, ..., device=device)``, a connected
+  :class:`~robot_rl.teleop.TeleopDevice`) drives every step. When the device reports no action
+  (nothing pressed, not intervening) the robot *holds still*: zero motion, the last gripper
+  command kept (the action's last dimension, absolute, see :mod:`robot_rl.teleop`; it starts
+  open, the action space's upper bound). Every step is stored with ``intervention=True``. Episodes
+  are recorded until ``episodes`` are *kept*: successes, or every finished one with
+  ``keep_failures``. Buttons as in :class:`~robot_rl.wrappers.intervention.InterveneWithTeleop`:
+  *success* ends the episode as a success (terminated, reward raised to 1), *failure* and *end
+  episode* end it unsuccessful (truncated), *re-record* discards it (not written, not counted)
+  and records the same seed again. The task ends episodes too (``terminated``, with
+  ``info["success"]``; its time limit truncates). A device that stops delivering input stops the
+  recording (:class:`DeviceUnavailable`).
+
+Each episode's fate gets a line on stdout and ``metadata["end_reason"]`` (:data:`END_REASONS`).
+Files are written atomically as episodes finish: Ctrl-C loses only the episode in progress.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import itertools
+import logging
+import math
+import os
 import pathlib
+import re
+import sys
 import time
-from typing import Callable
+from typing import Any, Callable, Mapping, TextIO
 
+import cv2
+import gymnasium as gym
 import numpy as np
 
 from robot_rl.data import Episode, EpisodeRecorder, write_episode
 from robot_rl.env import RobotEnv
+from robot_rl.teleop import TeleopDevice, TeleopEvent
 from robot_rl.video import VideoWriter
+from robot_rl.wrappers.intervention import InterveneWithTeleop
+
+log = logging.getLogger(__name__)
 
 Policy = Callable[[RobotEnv], np.ndarray]
+
+#: ``metadata["end_reason"]`` values: who or what ended the episode.
+END_REASONS = ("task_success", "task_failure", "human_success", "human_failure", "end_episode", "rerecord", "time_limit")
+
+
+class DeviceUnavailable(ValueError):
+    """A teleop device or the live view cannot be used: missing, no permission, unplugged, no GUI.
+
+    A ``ValueError`` so that ``robot-rl`` reports it as one line (exit code 2), not a traceback.
+    """
 
 
 def expert_policy(env: RobotEnv) -> np.ndarray:
@@ -38,18 +80,255 @@ def episode_metadata(env: RobotEnv, backend: str, source: str) -> dict:
     }
 
 
+# ---------------------------------------------------------------------- the human as a driver
+def open_teleop(name: str, env: gym.Env, stack: contextlib.ExitStack) -> TeleopDevice:
+    """The connected teleop device ``name`` (``robot_rl.train.human.TELEOP_DEVICES``), closed with
+    ``stack``. One that cannot be opened is a one-line :class:`DeviceUnavailable` naming it; the
+    drivers' messages say what they see and how to list devices."""
+    from robot_rl.train.human import open_device
+
+    try:
+        return open_device(name, env, stack)
+    except ImportError as err:
+        raise DeviceUnavailable(
+            f"teleop device {name!r} needs the Python package {err.name!r}, which is missing; "
+            "install the device extras: pip install 'robot-rl[devices]'"
+        ) from err
+    except (RuntimeError, OSError) as err:
+        raise DeviceUnavailable(f"teleop device {name!r} is not available: {_one_line(str(err))}") from err
+
+
+def _one_line(text: str) -> str:
+    """A multi-line message (a driver's device listing) as one line."""
+    joined = ""
+    for line in filter(None, (raw.strip() for raw in text.splitlines())):
+        joined += (" " if joined.endswith((":", ".")) else "; ") + line if joined else line
+    return joined
+
+
+def _has_gripper(device: TeleopDevice) -> bool:
+    """The device's last action dimension is an absolute gripper command: the drivers in
+    ``drivers.teleop`` say so in ``config.axis_map.gripper``; other devices are assumed to."""
+    axis_map = getattr(getattr(device, "config", None), "axis_map", None)
+    return bool(getattr(axis_map, "gripper", True))
+
+
+class HumanDriver:
+    """A teleop device as the recorder uses it.
+
+    It is the :class:`TeleopDevice` given to ``InterveneWithTeleop`` (it passes ``poll`` through
+    and remembers the last event: the end-episode button is not in ``info``) and the *policy* that
+    the human's action replaces: hold still (zero motion, the last executed gripper command).
+    Passing that hold action to ``poll`` also lets the device keep the gripper when the human
+    takes over again. A disconnected device raises :class:`DeviceUnavailable` from ``poll``.
+    """
+
+    def __init__(self, device: TeleopDevice, action_space: gym.spaces.Box) -> None:
+        self.device = device
+        self.name = device.name
+        self.action_shape = tuple(device.action_shape)
+        self.last: TeleopEvent | None = None
+        self._gripper = _has_gripper(device)
+        self._gripper_open = float(action_space.high[-1])
+        self._hold = self._initial_hold()
+
+    def _initial_hold(self) -> np.ndarray:
+        hold = np.zeros(self.action_shape, dtype=np.float32)
+        if self._gripper:
+            hold[-1] = self._gripper_open
+        return hold
+
+    def new_episode(self) -> None:
+        self.device.new_episode()
+        self.last = None
+        self._hold = self._initial_hold()
+
+    def poll(self, policy_action: np.ndarray | None = None) -> TeleopEvent:
+        self.last = self.device.poll(policy_action)
+        if not self.last.connected:
+            raise DeviceUnavailable(f"{self.name} stopped delivering input (unplugged? out of range?); "
+                                    "the episode in progress is discarded")
+        return self.last
+
+    def __call__(self, env: gym.Env) -> np.ndarray:
+        """The hold-still action (what runs while the human sends no action)."""
+        return self._hold.copy()
+
+    def executed(self, action: np.ndarray) -> None:
+        """After a step: the following hold-still steps keep this step's gripper command."""
+        if self._gripper:
+            self._hold[-1] = float(np.asarray(action)[-1])
+
+
+# ---------------------------------------------------------------------- live status and view
+class StatusLine:
+    """A live one-line status: rewritten in place (carriage return) when ``stream`` is a terminal,
+    at most every ``tty_interval_s``; otherwise a plain line at most every ``plain_interval_s``."""
+
+    def __init__(self, stream: TextIO | None = None, tty_interval_s: float = 0.05, plain_interval_s: float = 5.0) -> None:
+        self.stream = sys.stdout if stream is None else stream
+        isatty = getattr(self.stream, "isatty", None)
+        self.tty = bool(isatty and isatty())
+        self._interval_s = tty_interval_s if self.tty else plain_interval_s
+        self._last_s = -math.inf
+        self._width = 0
+
+    def update(self, text: str) -> None:
+        now = time.monotonic()
+        if now - self._last_s < self._interval_s:
+            return
+        self._last_s = now
+        if self.tty:
+            padded = text.ljust(self._width)  # covers the longer line before
+            self.stream.write("\r" + padded)
+            self._width = len(padded)
+        else:
+            self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def clear(self) -> None:
+        """Blank the live line (before printing a normal line)."""
+        if self.tty and self._width:
+            self.stream.write("\r" + " " * self._width + "\r")
+            self.stream.flush()
+        self._width = 0
+
+
+def gui_problem(build_info: str | None = None, environ: Mapping[str, str] | None = None,
+                platform: str = sys.platform) -> str | None:
+    """Why an OpenCV window cannot open here, or None. Reads OpenCV's build information (its
+    ``GUI:`` line) and, on Linux, ``DISPLAY``/``WAYLAND_DISPLAY``; opens nothing."""
+    info = cv2.getBuildInformation() if build_info is None else build_info
+    environ = os.environ if environ is None else environ
+    problems = []
+    gui = re.search(r"^\s*GUI:\s*(\S+)", info, re.MULTILINE)
+    if gui is not None and gui.group(1).upper() == "NONE":
+        problems.append(
+            "this OpenCV has no GUI support (opencv-python-headless, which robot_rl installs, cannot open "
+            "windows); install the GUI build in this environment: "
+            "pip uninstall -y opencv-python-headless && pip install opencv-python"
+        )
+    if platform.startswith("linux") and not (environ.get("DISPLAY") or environ.get("WAYLAND_DISPLAY")):
+        problems.append(
+            "there is no display (DISPLAY is not set: a headless machine, or ssh without -X); run it in a "
+            "desktop session or over `ssh -X`"
+        )
+    return "; and ".join(problems) or None
+
+
+class LiveView:
+    """A live camera window (``cv2.imshow``) showing ``env.render()`` after every step.
+
+    ``open`` fails at once with a :class:`DeviceUnavailable` saying why and what to install (no GUI
+    in this OpenCV, no display). Later window errors, or the user closing the window, turn the
+    view off with a warning; recording goes on.
+    """
+
+    def __init__(self, title: str = "robot-rl record") -> None:
+        self.title = title
+        self._open = self._shown = False
+
+    def open(self) -> None:
+        problem = gui_problem()
+        if problem is not None:
+            raise DeviceUnavailable(f"--view cannot open a window: {problem}. Or record without --view "
+                                    "(--video-episodes writes an MP4)")
+        try:
+            cv2.namedWindow(self.title, cv2.WINDOW_NORMAL)
+        except cv2.error as err:
+            raise DeviceUnavailable(f"--view cannot open a window: OpenCV says {' '.join(str(err).split())}") from err
+        self._open = True
+
+    def show(self, frame: np.ndarray | None, caption: str) -> None:
+        if not self._open or frame is None:
+            return
+        try:
+            if self._shown and cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1:
+                log.warning("the --view window was closed; recording continues without it")
+                self.close()
+                return
+            image = cv2.cvtColor(np.asarray(frame, dtype=np.uint8), cv2.COLOR_RGB2BGR)
+            cv2.putText(image, caption, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
+            cv2.imshow(self.title, image)
+            cv2.waitKey(1)
+            self._shown = True
+        except cv2.error as err:
+            log.warning("the --view window failed (%s); recording continues without it", err)
+            self._open = False
+
+    def close(self) -> None:
+        if self._open:
+            with contextlib.suppress(cv2.error):
+                cv2.destroyWindow(self.title)
+        self._open = False
+
+    def __enter__(self) -> LiveView:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# ---------------------------------------------------------------------- the recording loop
 @dataclasses.dataclass
 class RecordSummary:
-    episodes: int = 0
+    episodes: int = 0  # finished episodes (re-recorded ones not counted)
     successes: int = 0
     kept: int = 0
     steps: int = 0
+    rerecorded: int = 0
     files: list[pathlib.Path] = dataclasses.field(default_factory=list)
     video: pathlib.Path | None = None
 
 
-def run_episode(env: RobotEnv, policy: Policy, seed: int, recorder: EpisodeRecorder, video: VideoWriter | None, label: str) -> Episode:
-    """One episode: reset, act until terminated or truncated; stores the executed actions."""
+@dataclasses.dataclass
+class _Live:
+    """The per-step status line and live view of a recording."""
+
+    env: gym.Env
+    summary: RecordSummary
+    status: StatusLine | None
+    view: LiveView | None
+    human: bool
+
+    def on_step(self, label: str) -> Callable[[int, float, dict], None] | None:
+        if self.status is None and self.view is None:
+            return None
+        max_steps = getattr(self.env.unwrapped, "max_episode_steps", "?")
+
+        def on_step(step: int, reward: float, info: dict) -> None:
+            who = "HUMAN" if info.get("intervention") else ("idle" if self.human else "expert")
+            text = f"{label}  step {step}/{max_steps}  {who:6s} reward {reward:+.3f}  successes {self.summary.successes}"
+            if self.status is not None:
+                self.status.update(text)
+            if self.view is not None:
+                self.view.show(self.env.render(), text)
+
+        return on_step
+
+    def clear(self) -> None:
+        if self.status is not None:
+            self.status.clear()
+
+
+def _end_reason(info: dict, terminated: bool, policy: Any) -> str:
+    end_pressed = isinstance(policy, HumanDriver) and policy.last is not None and policy.last.end_episode
+    flags = {
+        "rerecord": info.get("rerecord"), "task_success": info["success"], "human_success": info.get("human_success"),
+        "human_failure": info.get("human_failure"), "task_failure": terminated, "end_episode": end_pressed,
+    }
+    return next((reason for reason, flag in flags.items() if flag), "time_limit")
+
+
+def run_episode(env: gym.Env, policy: Policy, seed: int, recorder: EpisodeRecorder, video: VideoWriter | None,
+                label: str, on_step: Callable[[int, float, dict], None] | None = None) -> Episode:
+    """One episode: reset, act until terminated or truncated; stores the executed actions.
+
+    With a :class:`HumanDriver` as ``policy`` (and ``env`` an ``InterveneWithTeleop`` around it)
+    every step is stored as an intervention. ``on_step(step, reward, info)`` runs after each step.
+    """
+    human = isinstance(policy, HumanDriver)
     obs, info = env.reset(seed=seed)
     recorder.start(obs)
     done, step = False, 0
@@ -57,45 +336,81 @@ def run_episode(env: RobotEnv, policy: Policy, seed: int, recorder: EpisodeRecor
         if video is not None:
             video.add(env.render(), f"{label} step {step}")
         obs, reward, terminated, truncated, info = env.step(policy(env))
-        recorder.add(info["executed_action"], reward, terminated, truncated, obs)
+        recorder.add(info["executed_action"], reward, terminated, truncated, obs, intervention=human)
+        if human:
+            policy.executed(info["executed_action"])
         done, step = terminated or truncated, step + 1
+        if on_step is not None:
+            on_step(step, reward, info)
+    success = bool(info["success"] or info.get("human_success"))
     if video is not None:
-        video.add(env.render(), f"{label} step {step} {'success' if info['success'] else 'failure'}")
-    return recorder.finish(seed=seed, success=bool(info["success"]), created_utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        video.add(env.render(), f"{label} step {step} {'success' if success else 'failure'}")
+    created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return recorder.finish(seed=seed, success=success, end_reason=_end_reason(info, terminated, policy), created_utc=created)
+
+
+def _file_episode(episode: Episode, summary: RecordSummary, out: pathlib.Path, keep_failures: bool) -> str:
+    """Count ``episode`` and write it if it is kept; returns what happened to it, for the log line."""
+    reason = episode.metadata["end_reason"]
+    if reason == "rerecord":
+        summary.rerecorded += 1
+        return f"re-record after {len(episode)} steps -> discarded; recording it again (same seed)"
+    summary.episodes += 1
+    summary.successes += episode.success
+    summary.steps += len(episode)
+    outcome = f"{'success' if episode.success else 'failure'} ({reason}) in {len(episode)} steps"
+    if not (episode.success or keep_failures):
+        return f"{outcome} -> discarded (only successes are kept; --keep-failures keeps failures too)"
+    summary.files.append(write_episode(episode, out))
+    summary.kept += 1
+    return f"{outcome} -> {summary.files[-1].name}"
 
 
 def record(
-    env: RobotEnv,
-    policy: Policy,
-    out: pathlib.Path,
-    episodes: int,
-    seed: int,
-    backend: str,
-    source: str,
-    video_episodes: int = 0,
-    keep_failures: bool = False,
+    env: RobotEnv, policy: Policy | None, out: pathlib.Path, episodes: int, seed: int, backend: str, source: str,
+    video_episodes: int = 0, keep_failures: bool = False, device: TeleopDevice | None = None,
+    view: LiveView | None = None, status: bool = False,
 ) -> RecordSummary:
-    """Record ``episodes`` episodes into ``out`` (one file each), printing a line per episode."""
-    recorder = EpisodeRecorder(episode_metadata(env, backend, source))
+    """Record into ``out`` (one file per kept episode), printing a line per episode.
+
+    Exactly one driver: ``policy`` (``episodes`` episodes are run) or a connected teleop ``device``
+    (episodes are recorded until ``episodes`` are kept; see the module docstring). Episode k (not
+    counting re-records) uses seed ``seed + k``. The first ``video_episodes`` episodes run go to
+    ``<out>/demo.mp4``; ``view`` shows every step live; ``status`` prints a live status line.
+    """
+    if (policy is None) == (device is None):
+        raise ValueError("record() needs exactly one driver: a policy or a teleop device")
+    human = HumanDriver(device, env.action_space) if device is not None else None
+    metadata = episode_metadata(env, backend, source)
+    if human is not None:
+        metadata["teleop_device"] = human.name
+    recorder = EpisodeRecorder(metadata)
+    runner, driver = (env, policy) if human is None else (InterveneWithTeleop(env, human), human)
     summary = RecordSummary()
+    live = _Live(runner, summary, StatusLine() if status else None, view, human is not None)
     video = VideoWriter(out / "demo.mp4", fps=env.control_hz) if video_episodes > 0 else None
+    if human is not None:
+        print(f"{human.name} drives; recording until {episodes} episodes are kept in {out} (Ctrl-C stops)", flush=True)
     try:
-        for i in range(episodes):
+        for attempt in itertools.count():
+            done = summary.kept if human is not None else summary.episodes
+            if done >= episodes:
+                break
+            label = f"episode {done + 1}/{episodes}"
             start = time.perf_counter()
-            rendering = video if i < video_episodes else None
-            episode = run_episode(env, policy, seed + i, recorder, rendering, f"episode {i + 1}")
-            summary.episodes += 1
-            summary.successes += episode.success
-            summary.steps += len(episode)
-            kept = episode.success or keep_failures
-            if kept:
-                summary.files.append(write_episode(episode, out))
-                summary.kept += 1
+            rendering = video if attempt < video_episodes else None
+            episode = run_episode(runner, driver, seed + summary.episodes, recorder, rendering, label, live.on_step(label))
             rate = len(episode) / max(time.perf_counter() - start, 1e-9)
-            outcome = "success" if episode.success else "failure"
-            where = summary.files[-1].name if kept else "discarded"
-            print(f"episode {i + 1}/{episodes}: {outcome} in {len(episode)} steps ({rate:.0f} steps/s) -> {where}", flush=True)
+            what = _file_episode(episode, summary, out, keep_failures)
+            live.clear()
+            print(f"{label}: {what} ({rate:.0f} steps/s)", flush=True)
+    except KeyboardInterrupt:
+        live.clear()
+        print(f"\ninterrupted: the episode in progress was discarded; the {summary.kept} episode files "
+              f"written to {out} are complete", flush=True)
+        raise
     finally:
+        live.clear()
         if video is not None:
             summary.video = video.close()
     return summary
