@@ -365,8 +365,10 @@ def batch_to_tensors(batch: Batch, device: torch.device) -> Batch:
     def obs(d: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {k: v if v.dtype == torch.uint8 else v.float() for k, v in d.items()}
 
+    demo = None if batch.demo is None else batch.demo.float().reshape(-1)
+    discount = None if batch.discount is None else batch.discount.float().reshape(-1)
     return Batch(obs(batch.obs), batch.action.float(), batch.reward.float().reshape(-1), obs(batch.next_obs),
-                 batch.terminated.float().reshape(-1))
+                 batch.terminated.float().reshape(-1), demo, discount)
 
 
 def check_action_dim(batch: Batch, action_dim: int) -> None:
@@ -384,6 +386,7 @@ def split_batch(batch: Batch, num: int) -> list[Batch]:
     def part(i: int) -> Batch:
         s = slice(i * size, (i + 1) * size)
         return Batch({k: v[s] for k, v in batch.obs.items()}, batch.action[s], batch.reward[s],
-                     {k: v[s] for k, v in batch.next_obs.items()}, batch.terminated[s])
+                     {k: v[s] for k, v in batch.next_obs.items()}, batch.terminated[s],
+                     None if batch.demo is None else batch.demo[s], None if batch.discount is None else batch.discount[s])
 
     return [part(i) for i in range(num)]

@@ -76,6 +76,14 @@ class SACConfig(EncoderConfig):
     """The last action dim is a gripper command in {close=-1, stay=0, open=+1} chosen by a discrete critic."""
     gripper_penalty: float = 0.0
     """Subtracted from the gripper critic's reward for every non-'stay' gripper command."""
+    n_step: int = 1
+    """n-step TD targets: sum up to n rewards inside the episode before bootstrapping (the
+    trainer samples n-step transitions; 1 is plain SAC/RLPD). Shortens the credit-assignment
+    chain of a sparse reward n-fold."""
+    bc_weight: float = 0.0
+    """Weight of a behaviour-cloning term in the actor loss: mean squared error between the actor's
+    deterministic action and the demo action, on the batch's demo transitions (0 disables; it
+    keeps the policy near the demonstrations while the sparse-reward critic is still flat)."""
 
     def __post_init__(self) -> None:
         self.hidden_dims = tuple(int(h) for h in self.hidden_dims)
@@ -87,17 +95,20 @@ class SACConfig(EncoderConfig):
             (self.init_temperature > 0, "init_temperature must be > 0"),
             (self.grad_clip_norm > 0, "grad_clip_norm must be > 0 (inf disables clipping)"),
             (self.utd_ratio >= 1 and self.batch_size >= 1, "utd_ratio and batch_size must be >= 1"),
+            (self.bc_weight >= 0, "bc_weight must be >= 0"),
+            (self.n_step >= 1, "n_step must be >= 1"),
         ]
         for message in [m for ok, m in checks if not ok] + self.encoder_problems():
             raise ValueError(f"SACConfig: {message}")
 
 
-def td_target(reward: torch.Tensor, terminated: torch.Tensor, next_qs: torch.Tensor, discount: float,
+def td_target(reward: torch.Tensor, terminated: torch.Tensor, next_qs: torch.Tensor, discount: float | torch.Tensor,
               next_log_prob: torch.Tensor | None = None, alpha: float | torch.Tensor = 0.0) -> torch.Tensor:
     """``r + discount * (1 - terminated) * (min_i next_qs[i] - alpha * next_log_prob)``.
 
     ``next_qs`` is ``(M, B)``: the target critics of the chosen subset at ``(s', a')``. A
-    terminated transition (1.0) does not bootstrap; a truncated one (0.0) does.
+    terminated transition (1.0) does not bootstrap; a truncated one (0.0) does. ``discount`` is
+    a float, or per transition ``(B,)`` (gamma^k of n-step transitions).
     """
     next_value = next_qs.min(dim=0).values
     if next_log_prob is not None:
@@ -207,7 +218,7 @@ class SACAgent(AgentBase):
 
     def _full_update(self, batch: Batch) -> dict[str, float]:
         metrics, features = self._critic_update(batch)
-        metrics.update(self._actor_and_temperature_update(features))
+        metrics.update(self._actor_and_temperature_update(features, batch))
         return {k: float(v) for k, v in metrics.items()}
 
     def _critic_update(self, batch: Batch) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
@@ -234,14 +245,22 @@ class SACAgent(AgentBase):
         members = critic_subset(cfg.num_critics, cfg.num_min_critics, self._generator)
         next_qs = self._target_critic(next_features, next_action, members)
         alpha = self._log_alpha.detach().exp() if cfg.backup_entropy else 0.0
-        return td_target(batch.reward, batch.terminated, next_qs, cfg.discount, next_log_prob, alpha)
+        return td_target(batch.reward, batch.terminated, next_qs, self._discount(batch), next_log_prob, alpha)
 
-    def _actor_and_temperature_update(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _discount(self, batch: Batch) -> float | torch.Tensor:
+        return self._config.discount if batch.discount is None else batch.discount
+
+    def _actor_and_temperature_update(self, features: torch.Tensor, batch: Batch) -> dict[str, torch.Tensor]:
         alpha = self._log_alpha.detach().exp()
         action, log_prob = self._actor.sample(features, self._generator)
         with frozen(self._critic):
             q_mean = self._critic(features, action).mean(dim=0)
         actor_loss = (alpha * log_prob - q_mean).mean()
+        bc_metrics = {}
+        if self._config.bc_weight > 0 and batch.demo is not None and bool(batch.demo.any()):
+            bc_loss = self._bc_loss(features, batch)
+            actor_loss = actor_loss + self._config.bc_weight * bc_loss
+            bc_metrics["train/actor_bc_loss"] = bc_loss.detach()
         actor_grad_norm = self._step(self._actor_opt, actor_loss, list(self._actor.parameters()))
         entropy_gap = (log_prob.detach() + self._target_entropy).mean()
         temperature_loss = -self._log_alpha * entropy_gap
@@ -249,7 +268,12 @@ class SACAgent(AgentBase):
         temperature_loss.backward()
         self._temperature_opt.step()
         return {"train/actor_loss": actor_loss.detach(), "train/actor_grad_norm": actor_grad_norm,
-                "train/temperature": self._log_alpha.detach().exp(), "train/entropy": -log_prob.detach().mean()}
+                "train/temperature": self._log_alpha.detach().exp(), "train/entropy": -log_prob.detach().mean(), **bc_metrics}
+
+    def _bc_loss(self, features: torch.Tensor, batch: Batch) -> torch.Tensor:
+        """Mean squared error of the deterministic action against the demo action, over demo rows."""
+        error = (self._actor.mode(features) - batch.action[:, : self._continuous_dim]).pow(2).mean(dim=-1)
+        return (error * batch.demo).sum() / batch.demo.sum()
 
     def _gripper_update(self, batch: Batch, features: torch.Tensor, next_features: torch.Tensor) -> torch.Tensor:
         """Double-DQN step of the discrete gripper critic (on detached encoder features)."""
@@ -258,7 +282,7 @@ class SACAgent(AgentBase):
             best_next = self._gripper_critic(next_features).argmax(-1, keepdim=True)
             next_q = self._target_gripper_critic(next_features).gather(-1, best_next).squeeze(-1)
             reward = batch.reward - self._config.gripper_penalty * (command != 1).float()
-            target = td_target(reward, batch.terminated, next_q[None], self._config.discount)
+            target = td_target(reward, batch.terminated, next_q[None], self._discount(batch))
         q = self._gripper_critic(features).gather(-1, command[:, None]).squeeze(-1)
         loss = F.mse_loss(q, target)
         self._step(self._gripper_opt, loss, list(self._gripper_critic.parameters()))

@@ -96,6 +96,11 @@ class Batch:
     reward: Any
     next_obs: dict[str, Any]
     terminated: Any
+    demo: Any = None
+    """Optional 1.0/0.0 mask: 1.0 where the transition came from the demo buffer (None: no demos)."""
+    discount: Any = None
+    """Optional per-transition bootstrap multiplier (gamma^k of an n-step transition); None: the
+    agent's discount (1-step transitions)."""
 
     def __len__(self) -> int:
         return int(self.action.shape[0])
@@ -118,6 +123,8 @@ class Batch:
             reward=conv(self.reward),
             next_obs={k: conv(v) for k, v in self.next_obs.items()},
             terminated=conv(self.terminated),
+            demo=None if self.demo is None else conv(self.demo),
+            discount=None if self.discount is None else conv(self.discount),
         )
 
 
@@ -130,7 +137,25 @@ def concat_batches(batches: list[Batch]) -> Batch:
         reward=np.concatenate([b.reward for b in batches]),
         next_obs={k: np.concatenate([b.next_obs[k] for b in batches]) for k in first.next_obs},
         terminated=np.concatenate([b.terminated for b in batches]),
+        demo=_concat_demo_masks(batches),
+        discount=_concat_discounts(batches),
     )
+
+
+def _concat_discounts(batches: list[Batch]) -> np.ndarray | None:
+    missing = [b.discount is None for b in batches]
+    if all(missing):
+        return None
+    if any(missing):
+        raise ValueError("cannot concatenate n-step batches (with a discount) and 1-step batches (without)")
+    return np.concatenate([np.asarray(b.discount, np.float32) for b in batches])
+
+
+def _concat_demo_masks(batches: list[Batch]) -> np.ndarray | None:
+    """The demo masks stacked, a missing mask counting as 'not demo'; None when no batch has one."""
+    if all(b.demo is None for b in batches):
+        return None
+    return np.concatenate([np.zeros(len(b), np.float32) if b.demo is None else np.asarray(b.demo, np.float32) for b in batches])
 
 
 def check_finite(batch: Batch) -> None:

@@ -361,3 +361,41 @@ def test_a_real_env_feeds_the_buffer_online_and_from_recorded_episodes(obs_mode)
     for camera in spec.images:
         np.testing.assert_array_equal(batch.next_obs[camera], episode.observations[camera][np.array(steps) + 1])
     assert len(online) == 10 and len(online.sample(8)) == 8
+
+
+def _expected_n_step(episode: int, start: int, steps: int, n: int, gamma: float, terminated: bool):
+    """Reward sum, bootstrap step, terminated flag and multiplier of the n-step transition from ``start``."""
+    k = min(n, steps - start)
+    total = sum(gamma**j * step_values(episode, start + j)[1] for j in range(k))
+    ends_in_termination = terminated and start + k == steps
+    return total, start + k, float(ends_in_termination), gamma**k
+
+
+@pytest.mark.parametrize("out", [False, True])
+def test_n_step_transitions_stop_at_termination_truncation_and_the_ring_wrap(out):
+    gamma, n = 0.9, 3
+    buffer = ReplayBuffer(STATE_SPEC, ACTION_DIM, capacity=16, seed=3)
+    add_online(buffer, STATE_SPEC, episode=1, steps=5, terminated=True)   # slots 0-5
+    add_online(buffer, STATE_SPEC, episode=2, steps=4, terminated=False)  # truncated: slots 6-10
+    add_online(buffer, STATE_SPEC, episode=3, steps=7, terminated=True)   # wraps the ring; overwrites episode 1's start
+    lengths = {1: 5, 2: 4, 3: 7}
+    terminal = {1: True, 2: False, 3: True}
+    first = buffer.sample(256, n_step=n, discount=gamma)
+    batch = buffer.sample(256, out=first, n_step=n, discount=gamma) if out else first
+    seen = set()
+    for i in range(len(batch)):
+        episode, start = int(batch.obs["state"][i, 0]), int(batch.obs["state"][i, 1])
+        total, boot_step, term, mult = _expected_n_step(episode, start, lengths[episode], n, gamma, terminal[episode])
+        assert batch.next_obs["state"][i, 0] == episode and batch.next_obs["state"][i, 1] == boot_step
+        assert batch.reward[i] == pytest.approx(total, rel=1e-5)
+        assert batch.terminated[i] == term and batch.discount[i] == pytest.approx(mult)
+        seen.add((episode, start))
+    assert (2, 3) in seen and (3, 6) in seen  # the last steps of a truncation and a termination were drawn
+
+
+def test_one_step_samples_have_no_discount_and_n_step_needs_one():
+    buffer = ReplayBuffer(STATE_SPEC, ACTION_DIM, capacity=16)
+    add_online(buffer, STATE_SPEC, episode=1, steps=3)
+    assert buffer.sample(4).discount is None
+    with pytest.raises(ValueError, match="discount"):
+        buffer.sample(4, n_step=3)
