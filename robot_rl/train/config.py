@@ -8,6 +8,7 @@ from typing import Literal
 
 from robot_rl.agents.bc import BCConfig
 from robot_rl.agents.sac import SACConfig
+from robot_rl.hil import SimulatedHumanConfig
 
 
 @dataclasses.dataclass
@@ -32,6 +33,8 @@ class TrainConfig:
     """Record this many scripted-expert demos into <out>/<name>/demos first (robot_rl tasks; ignored with --demos)."""
     demo_ratio: float = 0.5
     """Share of each batch drawn from the demo buffer (RLPD symmetric sampling: 0.5)."""
+    pretrain_updates: int = 0
+    """Agent updates on demo-only batches before the first env step (offline warm start; needs demos)."""
     steps: int = 15_000
     """Environment steps to train for (for bc: gradient updates)."""
     seed: int = 0
@@ -44,6 +47,14 @@ class TrainConfig:
     """Continue the run in <out>/<name> from its last checkpoint and its episode files."""
     device: str = "cpu"
     """Torch device: cpu or cuda."""
+    hil: Literal["none", "simulated", "spacemouse", "gamepad", "keyboard"] = "none"
+    """Human in the loop: a teleop device that can take over the training env (its steps are
+    flagged as interventions and also go to the demo buffer). `simulated` is the task's scripted
+    expert taking over when the policy strays (see --sim-human.*); evaluation is never assisted."""
+    sim_human: SimulatedHumanConfig = dataclasses.field(default_factory=SimulatedHumanConfig)
+    """Triggers of the simulated human (with --hil simulated)."""
+    intervention_capacity: int = 50_000
+    """Room in the demo buffer for intervention transitions (with --hil)."""
     random_steps: int = 0
     """Uniformly random actions for the first N env steps (exploration without demos)."""
     learning_starts: int = 256

@@ -7,6 +7,7 @@ finish with a filmed evaluation and the learning curve.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -22,9 +23,10 @@ from robot_rl.data import read_episodes
 from robot_rl.data.replay import ReplayBuffer
 from robot_rl.data.schema import Batch, ObsSpec, concat_batches
 from robot_rl.train.checkpoint import load_checkpoint, save_checkpoint
-from robot_rl.train.collect import Collector, episode_metadata
+from robot_rl.train.collect import Collector, add_intervention_segments, episode_metadata
 from robot_rl.train.config import TrainConfig
 from robot_rl.train.evaluate import evaluate
+from robot_rl.train.human import with_human
 from robot_rl.train.logs import Progress, RunLog, plot_curve
 from robot_rl.video import VideoWriter
 
@@ -107,33 +109,49 @@ def demo_directory(cfg: TrainConfig, run_dir: pathlib.Path) -> pathlib.Path | No
     return demo_dir
 
 
-def episodes_buffer(directory: pathlib.Path, task: str | None, spec: ObsSpec, action_dim: int, name: str, seed: int, capacity: int | None = None) -> ReplayBuffer:
-    """A replay buffer holding every readable episode file of ``directory``."""
+def episodes_buffer(directory: pathlib.Path, task: str | None, spec: ObsSpec, action_dim: int, name: str, seed: int,
+                    extra_capacity: int = 0) -> ReplayBuffer:
+    """A replay buffer holding every readable episode file of ``directory`` (plus ``extra_capacity`` slots)."""
     episodes, errors = read_episodes(directory, task=task)
     for err in errors:
         print(f"skipping {err}", flush=True)
     needed = sum(len(e) + 1 for e in episodes) + 1
-    buffer = ReplayBuffer(spec, action_dim, capacity or max(needed, 2), name=name, seed=seed)
+    buffer = ReplayBuffer(spec, action_dim, max(needed + extra_capacity, 2), name=name, seed=seed)
     for episode in episodes:
         buffer.add_episode(episode)
     return buffer
 
 
 # ------------------------------------------------------------------------------ learning
-def sample_batch(online: ReplayBuffer, demos: ReplayBuffer | None, batch_size: int, minibatches: int, demo_ratio: float) -> Batch:
-    """``minibatches`` minibatches, each ``demo_ratio`` from demos and the rest online (RLPD)."""
+def sample_batch(online: ReplayBuffer, demos: ReplayBuffer | None, sac, demo_ratio: float) -> Batch:
+    """``sac.utd_ratio`` minibatches, each ``demo_ratio`` from demos and the rest online (RLPD)."""
+    batch_size, n = sac.batch_size, sac.n_step
     n_demo = int(round(batch_size * demo_ratio)) if demos is not None and len(demos) else 0
     parts = []
-    for _ in range(minibatches):
-        parts.append(online.sample(batch_size - n_demo))
+    for _ in range(sac.utd_ratio):
+        parts.append(online.sample(batch_size - n_demo, n_step=n, discount=sac.discount))
         if n_demo:
-            parts.append(demos.sample(n_demo))
+            part = demos.sample(n_demo, n_step=n, discount=sac.discount)
+            parts.append(dataclasses.replace(part, demo=np.ones(n_demo, np.float32)))
     return concat_batches(parts)
 
 
-def restore(cfg: TrainConfig, run_dir: pathlib.Path, agent, online: ReplayBuffer, task: str | None) -> int:
-    """Agent state from the checkpoint (if one was written), online data from the episode files;
-    returns the env step."""
+def pretrain(agent, demos: ReplayBuffer | None, updates: int, sac) -> None:
+    """``updates`` agent updates on demo-only batches before the first env step (offline warm start)."""
+    if updates <= 0:
+        return
+    if demos is None or not len(demos):
+        raise ValueError("--pretrain-updates needs demonstrations: --demos DIR or --expert-demos N")
+    print(f"pretraining on {len(demos)} demo transitions for {updates} updates", flush=True)
+    for _ in range(updates):
+        part = demos.sample(sac.batch_size * sac.utd_ratio, n_step=sac.n_step, discount=sac.discount)
+        agent.update(dataclasses.replace(part, demo=np.ones(len(part), np.float32)))
+
+
+def restore(cfg: TrainConfig, run_dir: pathlib.Path, agent, online: ReplayBuffer, task: str | None,
+            interventions: ReplayBuffer | None = None) -> int:
+    """Agent state from the checkpoint (if one was written), online data (and intervened segments,
+    into ``interventions``) from the episode files; returns the env step."""
     path = run_dir / "checkpoint.pt"
     checkpoint = load_checkpoint(path) if path.exists() else None
     if checkpoint is not None:
@@ -143,6 +161,8 @@ def restore(cfg: TrainConfig, run_dir: pathlib.Path, agent, online: ReplayBuffer
         print(f"skipping {err}", flush=True)
     for episode in episodes:
         online.add_episode(episode)
+        if interventions is not None:
+            add_intervention_segments(interventions, episode)
     steps = sum(len(e) for e in episodes)  # every env step the store kept (an episode in flight is lost)
     where = f"checkpoint at step {checkpoint['step']}" if checkpoint else "no checkpoint yet (fresh agent)"
     print(f"resumed {run_dir}: {where}, {len(episodes)} episodes / {steps} steps on disk", flush=True)
@@ -166,22 +186,35 @@ def train(cfg: TrainConfig) -> TrainResult:
     action_dim = int(np.prod(env.action_space.shape))
     agent = make_agent(cfg, spec, action_dim)
     demo_dir = demo_directory(cfg, run_dir)
-    demos = episodes_buffer(demo_dir, task, spec, action_dim, "demos", cfg.seed + 1) if demo_dir else None
-    try:
+    demos = make_demo_buffer(cfg, demo_dir, task, spec, action_dim)
+    with contextlib.ExitStack() as stack:
+        stack.callback(env.close)
+        stack.callback(eval_env.close)
         if cfg.algo == "bc":
             return _train_bc(cfg, run_dir, agent, demos, eval_env, spec)
+        env = with_human(env, cfg.hil, stack, cfg.sim_human)
         return _train_online(cfg, run_dir, agent, demos, env, eval_env, spec, task)
-    finally:
-        env.close()
-        eval_env.close()
+
+
+def make_demo_buffer(cfg: TrainConfig, demo_dir, task, spec: ObsSpec, action_dim: int) -> ReplayBuffer | None:
+    """Demos from ``demo_dir`` plus room for interventions when a human is in the loop."""
+    room = cfg.intervention_capacity if cfg.hil != "none" and cfg.algo != "bc" else 0
+    if demo_dir is None and not room:
+        return None
+    if demo_dir is None:
+        return ReplayBuffer(spec, action_dim, room, name="demos", seed=cfg.seed + 1)
+    return episodes_buffer(demo_dir, task, spec, action_dim, "demos", cfg.seed + 1, extra_capacity=room)
 
 
 def _train_online(cfg, run_dir, agent, demos, env, eval_env, spec, task) -> TrainResult:
     online = ReplayBuffer(spec, agent.action_dim, cfg.replay_capacity, name="online", seed=cfg.seed)
-    step = restore(cfg, run_dir, agent, online, task) if cfg.resume else 0
+    step = restore(cfg, run_dir, agent, online, task, demos if cfg.hil != "none" else None) if cfg.resume else 0
+    if step == 0:
+        pretrain(agent, demos, cfg.pretrain_updates, cfg.sac)
     metadata = episode_metadata(cfg.task, cfg.obs, spec, env.action_space, control_hz(env), "online")
-    collector = Collector(env, spec, online, run_dir / "episodes", metadata, seed=cfg.seed + step)
-    run_log, progress, stats = RunLog(run_dir), Progress(cfg.steps), _Rolling()
+    collector = Collector(env, spec, online, run_dir / "episodes", metadata, seed=cfg.seed + step,
+                          intervention_buffer=demos if cfg.hil != "none" else None)
+    run_log, progress, stats = RunLog(run_dir), Progress(cfg.steps), _Rolling(hil=cfg.hil != "none")
     rng = np.random.default_rng(cfg.seed)
     updates, t0 = 0, time.monotonic()
     while step < cfg.steps:
@@ -192,7 +225,7 @@ def _train_online(cfg, run_dir, agent, demos, env, eval_env, spec, task) -> Trai
             stats.add(episode)
             run_log.scalars(stats.metrics(episode), step)
         if len(online) >= cfg.learning_starts:
-            metrics = agent.update(sample_batch(online, demos, cfg.sac.batch_size, cfg.sac.utd_ratio, cfg.demo_ratio))
+            metrics = agent.update(sample_batch(online, demos, cfg.sac, cfg.demo_ratio))
             updates += 1
             if step % cfg.log_every == 0:
                 rates = {"env/steps_per_s": collector.steps / (time.monotonic() - t0), "train/updates_per_s": updates / (time.monotonic() - t0)}
@@ -265,8 +298,9 @@ def _last_eval(eval_csv: pathlib.Path) -> tuple[float, float]:
 class _Rolling:
     """Rolling episode statistics for the status line and env/* scalars."""
 
-    def __init__(self, window: int = 20) -> None:
-        self.window = window
+    def __init__(self, window: int = 20, hil: bool = False) -> None:
+        self.window, self.hil = window, hil
+        self.intervention_rates: list[float] = []
         self.returns: list[float] = []
         self.successes: list[float] = []
         self.episodes = 0
@@ -276,11 +310,14 @@ class _Rolling:
         self.episodes += 1
         self.returns = (self.returns + [episode.ret])[-self.window :]
         self.successes = (self.successes + [episode.success])[-self.window :]
+        self.intervention_rates = (self.intervention_rates + [episode.intervention_rate])[-self.window :]
 
     def metrics(self, episode) -> dict[str, float]:
         out = {"env/episode_return": episode.ret, "env/episode_length": float(episode.length)}
         if not np.isnan(episode.success):
             out["env/success_rate"] = float(np.nanmean(self.successes))
+        if self.hil:
+            out["actor/intervention_rate"] = episode.intervention_rate
         return out
 
     def fields(self, steps_per_s: float, updates_per_s: float) -> dict[str, str]:
@@ -289,6 +326,8 @@ class _Rolling:
             fields[f"success(last {len(self.successes)})"] = f"{np.nanmean(self.successes):.0%}"
         elif self.returns:
             fields["return"] = f"{np.mean(self.returns):.1f}"
+        if self.hil and self.intervention_rates:
+            fields["human"] = f"{np.mean(self.intervention_rates):.0%}"
         if self.last_eval is not None:
             fields["eval"] = f"{self.last_eval[0]:.0%}" if not np.isnan(self.last_eval[0]) else f"{self.last_eval[1]:.1f}"
         fields["steps/s"] = f"{steps_per_s:.0f}"

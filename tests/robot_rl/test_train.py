@@ -1,6 +1,7 @@
 """The single-process trainer: it learns, it writes what it promises, it resumes, it fails clearly."""
 
 import csv
+import dataclasses
 import json
 import os
 import subprocess
@@ -145,3 +146,30 @@ def test_ctrl_c_stops_cleanly_and_the_run_resumes(tmp_path):
                                 eval_every=100000, eval_episodes=1, video_episodes=0, learning_starts=64,
                                 sac=SACConfig(hidden_dims=(32, 32), batch_size=32)))
     assert resumed.steps == sum(len(e) for e in episodes) + 5
+
+
+def test_simulated_human_interventions_are_flagged_stored_as_demos_and_logged(tmp_path):
+    from robot_rl.hil import SimulatedHumanConfig
+
+    human = SimulatedHumanConfig(triggers=("random",), random_prob=0.2, hold_steps=5)
+    cfg = TrainConfig(task="pick_cube", expert_demos=1, steps=220, out=tmp_path, name="hil", hil="simulated", sim_human=human,
+                      eval_every=220, eval_episodes=1, checkpoint_every=220, learning_starts=64, video_episodes=0,
+                      intervention_capacity=500, sac=dataclasses.replace(SMALL, bc_weight=1.0))
+    train(cfg)
+    episodes, errors = read_episodes(tmp_path / "hil" / "episodes", task="pick_cube")
+    assert episodes and not errors
+    flagged = sum(int(e.intervention.sum()) for e in episodes)
+    assert 0 < flagged < sum(len(e) for e in episodes)
+    assert all(e.metadata["intervention_steps"] == int(e.intervention.sum()) for e in episodes)
+    # The demo buffer receives the same steps on resume as it did live.
+    from robot_rl.data.replay import ReplayBuffer
+    from robot_rl.data.schema import ObsSpec
+    from robot_rl.train.collect import add_intervention_segments
+
+    buffer = ReplayBuffer(ObsSpec(13, {}, ()), 4, 1000, name="demos")
+    assert sum(add_intervention_segments(buffer, e) for e in episodes) == flagged == len(buffer)
+
+
+def test_unknown_or_unsuitable_hil_device_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="scripted expert"):
+        train(reach_config(tmp_path, hil="simulated", steps=10))
