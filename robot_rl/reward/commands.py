@@ -1,0 +1,137 @@
+"""CLI dataclasses of the reward-classifier commands: ``record-labels`` and ``train-reward``.
+
+``robot_rl.cli`` registers them; each has a ``run() -> int`` like the other commands.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import pathlib
+from typing import Literal
+
+from robot_rl.reward.train import RewardTrainConfig
+
+
+@dataclasses.dataclass
+class RecordLabels:
+    """Record camera frames labelled success/failure for a reward classifier (labels.json + chunk_*.npz)."""
+
+    task: str = "pick_cube"
+    """Task name (see `robot-rl envs`); with --source episodes the files' task is used."""
+    out: pathlib.Path = pathlib.Path("runs/labels")
+    """Label directory (created; recording again appends if task, cameras and image shapes match)."""
+    source: Literal["task", "episodes", "teleop"] = "task"
+    """Where labels come from. task: run the env (scripted expert with noise, some random episodes)
+    and label each frame by the task's own success (sim). episodes: frames of recorded episode
+    files (--episodes DIR). teleop: a person presses a button on a teleop device (not built yet)."""
+    num_episodes: int = 20
+    """Episodes to run (--source task)."""
+    episodes: pathlib.Path | None = None
+    """Directory of episode files recorded with --obs pixels (--source episodes)."""
+    cameras: str = ""
+    """Comma-separated cameras to store, e.g. front,wrist (empty: every camera)."""
+    backend: str = "sim"
+    """Backend (--source task)."""
+    env_kwargs: tuple[str, ...] = ()
+    """KEY=VALUE env options (--source task), e.g. image_height=64 image_width=64 (values read as JSON when they parse)."""
+    seed: int = 0
+    """Seed of the first episode (episode i uses seed + i) and of the action noise."""
+    noise: float = 1.0
+    """Expert action noise: each episode's Gaussian std is drawn uniformly from [0, noise] (normalized actions)."""
+    random_fraction: float = 0.1
+    """Fraction of episodes driven by uniform random actions (failures)."""
+    hold_steps: int = 5
+    """Steps to keep running after the first success, for more varied success frames (--source task)."""
+    max_positives: int = 200
+    """Success frames to keep at most; later ones are dropped (failure frames are always kept)."""
+    label_from: Literal["final", "reward"] = "final"
+    """--source episodes: 'final' labels the last frame of each successful episode as success;
+    'reward' labels the frame after every step whose reward >= --success-reward."""
+    success_reward: float = 1.0
+    """Reward that means success, for --label-from reward."""
+    chunk_frames: int = 256
+    """Frames per chunk file (a crash loses at most the frames of one unfinished chunk)."""
+
+    def __post_init__(self) -> None:
+        if self.num_episodes < 1 or self.chunk_frames < 1:
+            raise ValueError("--num-episodes and --chunk-frames must be >= 1")
+        if self.max_positives < 0 or self.hold_steps < 0 or self.noise < 0:
+            raise ValueError("--max-positives, --hold-steps and --noise must be >= 0")
+        if not 0.0 <= self.random_fraction <= 1.0:
+            raise ValueError(f"--random-fraction must be in [0, 1], got {self.random_fraction}")
+        if self.source == "episodes" and self.episodes is None:
+            raise ValueError("--source episodes needs --episodes DIR (episode files recorded with --obs pixels)")
+
+    def camera_list(self) -> list[str] | None:
+        return [c.strip() for c in self.cameras.split(",") if c.strip()] or None
+
+    def env_options(self) -> dict:
+        options = {}
+        for item in self.env_kwargs:
+            key, sep, value = item.partition("=")
+            if not sep or not key:
+                raise ValueError(f"--env-kwargs items look like KEY=VALUE, got {item!r}")
+            try:
+                options[key] = json.loads(value)
+            except json.JSONDecodeError:
+                options[key] = value
+        return options
+
+    def run(self) -> int:
+        if self.source == "teleop":
+            raise NotImplementedError(
+                "--source teleop needs a teleop device with a success button (SpaceMouse, gamepad, keyboard), "
+                "which is not built yet; use --source task (sim) or --source episodes --episodes DIR")
+        summary = self._record_episodes() if self.source == "episodes" else self._record_task()
+        print(f"{summary.frames} frames from {summary.episodes} episodes ({summary.successful_episodes} with success): "
+              f"{summary.positives} success, {summary.frames - summary.positives} failure "
+              f"({summary.dropped_positives} success frames over --max-positives dropped) -> {self.out}")
+        return 0
+
+    def _record_task(self):
+        import robot_rl
+        from robot_rl.reward.dataset import LabelWriter, collect_from_env, image_shapes
+
+        options = self.env_options()
+        env = robot_rl.make(self.task, backend=self.backend, obs="pixels", **options)
+        try:
+            shapes = image_shapes(env.observation_space, self.camera_list())
+            with LabelWriter(self.out, self.task, shapes, "task", chunk_frames=self.chunk_frames,
+                             env_options={"backend": self.backend, **options}) as writer:
+                return collect_from_env(env, writer, self.num_episodes, self.seed, self.noise, self.random_fraction,
+                                        self.hold_steps, self.max_positives)
+        finally:
+            env.close()
+
+    def _record_episodes(self):
+        from robot_rl.data import read_episodes
+        from robot_rl.reward.dataset import LabelWriter, collect_from_episodes
+
+        episodes, _ = read_episodes(self.episodes)
+        if not episodes:
+            raise ValueError(f"no readable episode files in {self.episodes}")
+        spec = episodes[0].metadata["observation_spec"]
+        images = {k: tuple(v["shape"]) for k, v in spec.items() if v["dtype"] == "uint8" and len(v["shape"]) == 3}
+        cameras = self.camera_list() or list(images)
+        missing = [cam for cam in cameras if cam not in images]
+        if missing or not cameras:
+            raise ValueError(f"cameras {missing or cameras} are not in the episodes at {self.episodes}; they hold "
+                             f"cameras {sorted(images)} (record with --obs pixels)")
+        task = episodes[0].metadata["task"]
+        source = f"episodes:{self.episodes}"
+        with LabelWriter(self.out, task, {cam: images[cam] for cam in cameras}, source,
+                         chunk_frames=self.chunk_frames) as writer:
+            return collect_from_episodes(episodes, writer, self.label_from, self.success_reward, self.max_positives)
+
+
+@dataclasses.dataclass
+class TrainReward(RewardTrainConfig):
+    """Train a reward classifier (success from camera images) on a label directory; writes the
+    classifier file and a held-out confusion matrix next to it."""
+
+    def run(self) -> int:
+        from robot_rl.reward.train import train_classifier
+
+        train_classifier(self)
+        return 0
