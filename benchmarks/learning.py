@@ -25,6 +25,7 @@ CONFIGS = {
     "sac": [],  # the same agent without demos
     "bc": ["--algo", "bc", "--expert-demos", "20"],
     "rlpd-pixels": ["--expert-demos", "20", "--obs", "pixels"],
+    "rlpd-hil": ["--expert-demos", "20", "--hil", "simulated"],  # + the simulated human taking over
 }
 
 
@@ -45,13 +46,13 @@ def run_one(config: str, seed: int, steps: int, out: pathlib.Path, extra: list[s
     return {"config": config, "seed": seed, "rows": rows, "final": rows[-1]["success_rate"], "reached_90": reached, "wall_s": wall}
 
 
-def plot(results: list[dict], png: pathlib.Path) -> None:
+def plot(results: list[dict], png: pathlib.Path, title: str = "pick_cube (state), one line per seed") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    colors = {"rlpd": "tab:green", "sac": "tab:red", "bc": "tab:blue", "rlpd-pixels": "tab:purple"}
+    colors = {"rlpd": "tab:green", "sac": "tab:red", "bc": "tab:blue", "rlpd-pixels": "tab:purple", "rlpd-hil": "tab:orange"}
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
     for r in results:
         ax.plot([x["step"] for x in r["rows"]], [x["success_rate"] for x in r["rows"]], "o-", color=colors.get(r["config"]), alpha=0.7,
@@ -61,7 +62,7 @@ def plot(results: list[dict], png: pathlib.Path) -> None:
     ax.set_ylim(-0.05, 1.05)
     ax.grid(alpha=0.3)
     ax.legend()
-    ax.set_title("pick_cube (state), one line per seed")
+    ax.set_title(title)
     fig.tight_layout()
     fig.savefig(png)
 
