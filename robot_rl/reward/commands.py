@@ -24,7 +24,8 @@ class RecordLabels:
     source: Literal["task", "episodes", "teleop"] = "task"
     """Where labels come from. task: run the env (scripted expert with noise, some random episodes)
     and label each frame by the task's own success (sim). episodes: frames of recorded episode
-    files (--episodes DIR). teleop: a person presses a button on a teleop device (not built yet)."""
+    files (--episodes DIR), e.g. from `robot-rl record --teleop ... --obs pixels --keep-failures`. teleop:
+    labelling live frames by holding a button (not built; use the episodes route)."""
     num_episodes: int = 20
     """Episodes to run (--source task)."""
     episodes: pathlib.Path | None = None
@@ -81,8 +82,9 @@ class RecordLabels:
     def run(self) -> int:
         if self.source == "teleop":
             raise NotImplementedError(
-                "--source teleop needs a teleop device with a success button (SpaceMouse, gamepad, keyboard), "
-                "which is not built yet; use --source task (sim) or --source episodes --episodes DIR")
+                "--source teleop (labelling live frames by holding a button) is not built; record with a person "
+                "instead: `robot-rl record --teleop keyboard --obs pixels --keep-failures --out DIR` (the success "
+                "button ends an episode as a success), then `robot-rl record-labels --source episodes --episodes DIR`")
         summary = self._record_episodes() if self.source == "episodes" else self._record_task()
         print(f"{summary.frames} frames from {summary.episodes} episodes ({summary.successful_episodes} with success): "
               f"{summary.positives} success, {summary.frames - summary.positives} failure "

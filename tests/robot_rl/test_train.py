@@ -30,9 +30,10 @@ def reach_config(tmp_path, **overrides):
 
 
 def test_smoke_training_solves_a_tiny_reach_task_in_under_a_minute(tmp_path):
-    start = time.monotonic()
+    # CPU seconds of this process, not wall time: CI machines are shared and wall time varies 3x.
+    start = time.process_time()
     result = train(reach_config(tmp_path))
-    assert time.monotonic() - start < 60
+    assert time.process_time() - start < 60
     assert result.final_success_rate >= 0.8, f"success {result.final_success_rate}"
     run = result.run_dir
     for name in ("config.json", "eval.csv", "curve.png", "eval.mp4", "checkpoint.pt", "actor.pt"):
