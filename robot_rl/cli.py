@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import pathlib
@@ -10,7 +11,10 @@ from typing import Literal
 
 import tyro
 
+from robot_rl.distributed.commands import Actor, Launch, Learner
 from robot_rl.train.config import TrainConfig
+from robot_rl.reward.commands import RecordLabels, TrainReward
+from robot_rl.transport.auth import Keys
 
 
 @dataclasses.dataclass
@@ -28,48 +32,71 @@ class Envs:
 
 @dataclasses.dataclass
 class Record:
-    """Record demonstrations into episode files (one .npz per episode, see README)."""
+    """Record demonstrations into episode files (one .npz per episode, see README).
+
+    `--teleop expert` (or `--expert`) runs the task's scripted expert for N episodes. With a teleop
+    device a human drives every step (no input: the arm holds still, the gripper as it was) and
+    recording goes on until N episodes are kept: N successes, or N finished episodes with
+    --keep-failures. Device buttons: success, failure, re-record (discards the episode in progress
+    and records it again), end episode (README lists them per device). Ctrl-C discards only the
+    episode in progress; the files already written stay complete.
+    """
 
     task: str = "pick_cube"
     """Task name (see `robot-rl envs`)."""
     out: pathlib.Path = pathlib.Path("runs/demos")
     """Directory for the episode files (created; existing files are kept, numbering continues)."""
     episodes: int = 20
-    """Number of episodes to run."""
+    """Expert: episodes to run. Teleop: episodes to keep (successes, or any finished one with --keep-failures)."""
+    teleop: Literal["none", "expert", "spacemouse", "gamepad", "keyboard"] = "none"
+    """Who drives: the task's scripted expert, or a human with a SpaceMouse, a gamepad or the terminal keyboard."""
     expert: bool = False
-    """Drive the robot with the task's scripted expert."""
-    teleop: Literal["none", "spacemouse", "gamepad", "keyboard"] = "none"
-    """Drive the robot with a teleop device."""
+    """Same as `--teleop expert`."""
+    view: bool = False
+    """Show the camera live in an OpenCV window (needs the GUI build `opencv-python` and a display)."""
     obs: Literal["state", "pixels"] = "state"
     """Observation type stored in the files."""
     backend: str = "sim"
     """Backend: `sim` or a real robot the task supports."""
     seed: int = 0
-    """Seed of the first episode; episode i uses seed + i."""
+    """Seed of the first episode; each further episode uses the next seed (a re-recorded one keeps its seed)."""
     video_episodes: int = 1
-    """Render the first N episodes into <out>/demo.mp4 (0: no video)."""
+    """Render the first N episodes run into <out>/demo.mp4 (0: no video)."""
     keep_failures: bool = False
     """Also write episodes that did not succeed (for reward classifiers)."""
 
+    def driver(self) -> str:
+        """`expert` or the teleop device's name."""
+        if self.expert and self.teleop not in ("none", "expert"):
+            raise ValueError(f"--expert and --teleop {self.teleop} disagree; choose one")
+        driver = "expert" if self.expert else self.teleop
+        if driver == "none":
+            raise ValueError("choose who drives: --teleop expert|spacemouse|gamepad|keyboard (--expert = --teleop expert)")
+        return driver
+
     def run(self) -> int:
         if self.episodes < 1:
-            raise SystemExit("--episodes must be >= 1")
-        if self.teleop != "none":
-            raise NotImplementedError("teleop recording (SpaceMouse, gamepad, keyboard) is not built yet; use --expert")
-        if not self.expert:
-            raise SystemExit("choose who drives: --expert (teleop devices are not built yet)")
+            raise ValueError("--episodes must be >= 1")
+        driver = self.driver()
         import robot_rl
-        from robot_rl.record import expert_policy, record
+        from robot_rl.record import LiveView, expert_policy, open_teleop, record
 
-        env = robot_rl.make(self.task, backend=self.backend, obs=self.obs, render_mode="rgb_array")
         try:
-            summary = record(
-                env.unwrapped, expert_policy, self.out, self.episodes, self.seed, self.backend, "expert",
-                video_episodes=self.video_episodes, keep_failures=self.keep_failures,
-            )
-        finally:
-            env.close()
-        print(f"{summary.successes}/{summary.episodes} episodes succeeded; wrote {summary.kept} files to {self.out}")
+            with contextlib.ExitStack() as stack:
+                view = stack.enter_context(LiveView(f"robot-rl record {self.task}")) if self.view else None
+                env = robot_rl.make(self.task, backend=self.backend, obs=self.obs, render_mode="rgb_array")
+                stack.callback(env.close)
+                device = None if driver == "expert" else open_teleop(driver, env, stack)
+                summary = record(
+                    env.unwrapped, expert_policy if device is None else None, self.out, self.episodes, self.seed,
+                    self.backend, driver, video_episodes=self.video_episodes, keep_failures=self.keep_failures,
+                    device=device, view=view, status=True,
+                )
+        except KeyboardInterrupt:
+            print("robot-rl: interrupted", file=sys.stderr)
+            return 130
+        rerecorded = f" ({summary.rerecorded} re-recorded)" if summary.rerecorded else ""
+        print(f"{summary.successes}/{summary.episodes} episodes succeeded{rerecorded}; wrote {summary.kept} files to {self.out}")
         if summary.video is not None:
             print(f"video: {summary.video}")
         return 0
@@ -87,7 +114,8 @@ class Train(TrainConfig):
         return 0
 
 
-COMMANDS = {"envs": Envs, "record": Record, "train": Train}
+COMMANDS = {"envs": Envs, "record": Record, "train": Train, "keys": Keys,
+            "learner": Learner, "actor": Actor, "launch": Launch, "record-labels": RecordLabels, "train-reward": TrainReward}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,149 @@
+"""What the learner, the actors and their stores share: ids, atomic files, the hello, chunk views."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import pathlib
+import re
+import secrets
+import time
+from typing import Any, Mapping
+
+import numpy as np
+
+from robot_rl.data import Episode
+from robot_rl.data.schema import ObsSpec
+from robot_rl.transport import ActionSpec, Hello, Transitions
+from robot_rl.transport.handshake import observation_spec, parameter_shapes_hash
+
+_ACTOR_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def check_actor_id(actor: str) -> str:
+    """``actor`` if it is a safe file name (letters, digits, ``_ . -``; 1-64 chars), else ValueError."""
+    if not isinstance(actor, str) or not _ACTOR_ID.match(actor):
+        raise ValueError(f"actor id {str(actor)[:70]!r} must be 1-64 letters, digits, '_', '.' or '-' "
+                         "(starting with a letter or digit): it names files on the learner")
+    return actor
+
+
+def fsync_directory(directory: pathlib.Path) -> None:
+    """Make renames in ``directory`` durable (POSIX; a no-op elsewhere)."""
+    if os.name != "posix":
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: pathlib.Path, write: Any) -> pathlib.Path:
+    """Write ``path`` through a temp file in its directory: ``write(file)``, fsync, rename, fsync
+    the directory. A crash leaves the old file (or none) plus at most a ``.*.tmp`` file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        with open(tmp, "xb") as file:
+            write(file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_directory(path.parent)
+    return path
+
+
+def remove_temp_files(directory: pathlib.Path) -> int:
+    """Delete the ``.*.tmp`` leftovers of crashed :func:`atomic_write` calls; returns how many."""
+    removed = 0
+    for path in directory.glob(".*.tmp"):
+        path.unlink(missing_ok=True)
+        removed += 1
+    return removed
+
+
+# ------------------------------------------------------------------------------ the handshake
+def agent_description(algo: str, sac: Any, actor_weights: Mapping[str, Any], env_options: Mapping[str, Any]) -> dict:
+    """What must match between the learner's agent and an actor's: weights shapes, encoder, env options."""
+    return {
+        "algo": algo,
+        "parameters": parameter_shapes_hash(actor_weights),
+        "hidden_dims": [int(d) for d in sac.hidden_dims],
+        "encoder_features": int(sac.encoder_features),
+        "image_encoder": sac.image_encoder,
+        "pooling": sac.pooling,
+        "hybrid_gripper": bool(sac.hybrid_gripper),
+        "env_options": sorted(f"{k}={v}" for k, v in env_options.items()),
+    }
+
+
+def make_hello(actor: str, task: str, spec: ObsSpec, action_space: Any, description: Mapping[str, Any]) -> Hello:
+    """The hello an actor sends (and the learner's own, to compare against)."""
+    return Hello(actor, task, observation_spec(spec.shapes()), ActionSpec.from_box(action_space), dict(description))
+
+
+# ------------------------------------------------------------------------------ chunks
+def check_chunk(chunk: Transitions, spec: ObsSpec, action_dim: int) -> None:
+    """ValueError naming what in ``chunk`` does not fit the learner's spaces (or is not finite)."""
+    shapes = spec.shapes()
+    if set(chunk.observations) != set(shapes):
+        raise ValueError(f"observation keys {sorted(chunk.observations)} != the learner's {sorted(shapes)}")
+    for key, (shape, dtype) in shapes.items():
+        value = chunk.observations[key]
+        if value.shape[1:] != tuple(shape) or value.dtype != dtype:
+            raise ValueError(f"observation {key!r} is {value.dtype} {value.shape[1:]}, the learner expects {dtype} {tuple(shape)}")
+    if chunk.action.shape[1] != action_dim:
+        raise ValueError(f"actions have {chunk.action.shape[1]} dims, the learner's action space has {action_dim}")
+    for label, value in (("action", chunk.action), ("reward", chunk.reward), ("obs/state", chunk.observations["state"])):
+        if not np.all(np.isfinite(value)):
+            raise ValueError(f"{label} holds NaN or inf")
+
+
+def chunk_episode(chunk: Transitions, start: Mapping[str, np.ndarray]) -> Episode:
+    """``chunk`` as an :class:`Episode` segment starting at observation ``start`` (for replay buffers).
+
+    The segment's observations are ``start`` then each step's next observation, so adding
+    consecutive chunks of one episode as segments covers every transition exactly once.
+    """
+    nexts = chunk.next_observations()
+    observations = {k: np.concatenate([np.asarray(start[k])[None], nexts[k]]) for k in nexts}
+    return Episode(observations, np.asarray(chunk.action), np.asarray(chunk.reward), np.asarray(chunk.terminated),
+                   np.asarray(chunk.truncated), np.asarray(chunk.intervention), {})
+
+
+def last_observation(chunk: Transitions) -> dict[str, np.ndarray]:
+    """The observation after the chunk's last step (a copy: chunks may view network buffers)."""
+    return {k: np.array(v[-1]) for k, v in chunk.observations.items()}
+
+
+# ------------------------------------------------------------------------------ logging
+class Throttle:
+    """Let a message through once per ``period_s`` per key (others are counted, then summarized)."""
+
+    def __init__(self, log: logging.Logger, period_s: float = 30.0) -> None:
+        self.log, self.period_s = log, period_s
+        self._last: dict[Any, float] = {}
+        self._skipped: dict[Any, int] = {}
+
+    def warning(self, key: Any, message: str) -> None:
+        now = time.monotonic()
+        if now - self._last.get(key, -math.inf) < self.period_s:
+            self._skipped[key] = self._skipped.get(key, 0) + 1
+            return
+        skipped = self._skipped.pop(key, 0)
+        self._last[key] = now
+        self.log.warning("%s%s", message, f" (and {skipped} more like it)" if skipped else "")
+
+
+def connect_address(endpoint: str) -> str:
+    """Where a local peer connects to reach a bound ``endpoint`` (``tcp://*:P`` -> ``tcp://127.0.0.1:P``)."""
+    scheme, _, rest = endpoint.partition("://")
+    host, _, port = rest.rpartition(":")
+    if scheme == "tcp" and host in ("*", "0.0.0.0", "[::]", "::"):
+        return f"tcp://127.0.0.1:{port}"
+    return endpoint

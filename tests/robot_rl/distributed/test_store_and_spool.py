@@ -1,0 +1,165 @@
+"""The learner's store and the actor's spool, in-process: what each keeps across crashes."""
+
+import json
+
+import numpy as np
+import pytest
+
+from distributed_helpers import ACTION_DIM, SPEC, chunk, metadata
+from robot_rl.data import read_episode, read_episodes
+from robot_rl.distributed.store import EpisodeStore, Status, chunk_path, episode_name, stored_keys, write_chunk
+from robot_rl.distributed.spool import Spool, message_path
+from robot_rl.transport import messages
+
+
+def store(tmp_path) -> EpisodeStore:
+    s = EpisodeStore(tmp_path, metadata(), SPEC, ACTION_DIM)
+    s.recover()
+    return s
+
+
+def test_a_finished_episode_becomes_one_episode_file_and_its_chunks_go(tmp_path):
+    s = store(tmp_path)
+    for seq, (first, count, final) in enumerate([(0, 4, False), (4, 4, False), (8, 2, True)]):
+        outcome = s.accept(chunk("a0", seq, 0, first, count, final))
+        assert outcome.status is Status.STORED and outcome.stored_seq == seq
+    episode = read_episode(tmp_path / "episodes" / episode_name("a0", 0))
+    assert len(episode) == 10 and episode.terminated[-1] and not episode.truncated.any()
+    np.testing.assert_array_equal(episode.observations["state"][:, 1], np.arange(11))  # every step once, in order
+    assert episode.metadata["actor"] == "a0" and episode.metadata["first_seq"] == 0 and episode.metadata["last_seq"] == 2
+    assert episode.metadata["partial"] is False and episode.metadata["source"] == "online"
+    assert not list((tmp_path / "store" / "partial").rglob("*.npz"))
+    assert s.transitions_stored == 10
+
+
+def test_duplicates_are_acked_not_stored_and_gaps_are_neither(tmp_path):
+    s = store(tmp_path)
+    assert s.accept(chunk("a0", 0, 0, 0, 3)).status is Status.STORED
+    again = s.accept(chunk("a0", 0, 0, 0, 3))
+    assert again.status is Status.DUPLICATE and again.stored_seq == 0
+    gap = s.accept(chunk("a0", 2, 0, 6, 3))
+    assert gap.status is Status.GAP and gap.stored_seq == 0 and "expected 1" in gap.reason
+    assert s.transitions_stored == 3
+    assert len(list((tmp_path / "store" / "partial" / "a0").rglob("c*.npz"))) == 1
+
+
+def test_chunks_that_do_not_continue_the_episode_or_fit_the_spaces_are_refused(tmp_path):
+    s = store(tmp_path)
+    s.accept(chunk("a0", 0, 0, 0, 3))
+    skipped = s.accept(chunk("a0", 1, 0, 5, 3))
+    assert skipped.status is Status.INVALID and "continues at step 3" in skipped.reason
+    wide = chunk("a0", 1, 0, 3, 3)
+    wide = type(wide)(**{**wide.__dict__, "observations": {"state": np.zeros((3, 7), np.float32)}})
+    assert "obs" in s.accept(wide).reason or "observation" in s.accept(wide).reason
+    assert s.accept(chunk("bad/id", 0, 0, 0, 3)).status is Status.INVALID
+    assert s.stored_seq("a0") == 0 and s.transitions_stored == 3
+
+
+def test_a_newer_episode_closes_the_unfinished_one_as_truncated(tmp_path):
+    s = store(tmp_path)
+    s.accept(chunk("a0", 0, 0, 0, 4))
+    s.accept(chunk("a0", 1, 0, 4, 4))
+    outcome = s.accept(chunk("a0", 2, 3, 0, 2))  # the actor was killed and restarted (episodes 1, 2 never spooled)
+    assert outcome.status is Status.STORED and [p.name for p in outcome.episodes] == [episode_name("a0", 0)]
+    episode = read_episode(tmp_path / "episodes" / episode_name("a0", 0))
+    assert len(episode) == 8 and episode.truncated[-1] and not episode.terminated.any()
+    assert episode.metadata["partial"] is True
+    assert s.open_episode("a0").episode == 3
+    assert s.accept(chunk("a0", 3, 0, 8, 2)).status is Status.INVALID  # episode 0 is closed for good
+
+
+def test_recovery_continues_open_episodes_and_per_actor_numbering(tmp_path):
+    s = store(tmp_path)
+    for seq, args in enumerate([(0, 0, 5, True), (1, 0, 3, False), (1, 3, 3, False)]):
+        s.accept(chunk("a0", seq, *args))
+    s.accept(chunk("a1", 0, 0, 0, 2))
+    (tmp_path / "episodes" / ".episode.tmp").write_bytes(b"half")  # a crashed write
+    again = EpisodeStore(tmp_path, metadata(), SPEC, ACTION_DIM)
+    recovered = again.recover()
+    assert len(recovered.episodes) == 1 and len(recovered.chunks) == 3
+    assert again.stored_seq("a0") == 2 and again.stored_seq("a1") == 0 and again.stored_seq("a2") == -1
+    assert again.transitions_stored == 5 + 6 + 2
+    assert again.accept(chunk("a0", 3, 1, 6, 2, final=True)).status is Status.STORED
+    assert not (tmp_path / "episodes" / ".episode.tmp").exists()
+    keys = stored_keys(tmp_path)
+    assert len(keys) == len(set(keys)) == 5 + 8 + 2
+
+
+def test_an_episode_file_wins_over_leftover_chunks_after_a_crash(tmp_path):
+    s = store(tmp_path)
+    s.accept(chunk("a0", 0, 0, 0, 3))
+    s.accept(chunk("a0", 1, 0, 3, 3, final=True))
+    leftover = tmp_path / "store" / "partial" / "a0" / "ep000000"
+    write_chunk(chunk_path(leftover, 0), chunk("a0", 0, 0, 0, 3))  # as if the clean-up never ran
+    again = EpisodeStore(tmp_path, metadata(), SPEC, ACTION_DIM)
+    recovered = again.recover()
+    assert not leftover.exists() and not recovered.chunks
+    assert again.transitions_stored == 6 and again.stored_seq("a0") == 1
+
+
+def test_a_final_chunk_on_disk_without_its_episode_file_is_finished_on_recovery(tmp_path):
+    directory = tmp_path / "store" / "partial" / "a0" / "ep000004"
+    write_chunk(chunk_path(directory, 0), chunk("a0", 7, 4, 0, 3))
+    write_chunk(chunk_path(directory, 3), chunk("a0", 8, 4, 3, 2, final=True))
+    s = EpisodeStore(tmp_path, metadata(), SPEC, ACTION_DIM)
+    recovered = s.recover()
+    episodes, _ = read_episodes(tmp_path / "episodes")
+    assert [len(e) for e in episodes] == [5] and s.stored_seq("a0") == 8 and not directory.exists()
+    assert [c.seq for c in recovered.chunks] == [7, 8] and s.transitions_stored == 5  # still replayed, counted once
+
+
+def test_a_stopped_actor_has_its_open_episode_closed_only_when_all_of_it_arrived(tmp_path):
+    s = store(tmp_path)
+    s.accept(chunk("a0", 0, 0, 0, 3))
+    assert s.close_stopped("a0", last_seq=1) is None  # seq 1 is still on its way
+    path = s.close_stopped("a0", last_seq=0)
+    assert path.name == episode_name("a0", 0) and read_episode(path).truncated[-1]
+    assert s.finalize_stale() == []
+
+
+# ------------------------------------------------------------------------------ spool
+def spooled(spool: Spool, seq: int, episode: int, first_step: int, count: int, final: bool = False) -> bytes:
+    c = chunk("a0", seq, episode, first_step, count, final)
+    data = messages.pack(c)
+    spool.add(c, data, weights_version=seq)
+    return data
+
+
+def test_spool_writes_each_message_and_its_counters_atomically(tmp_path):
+    spool = Spool(tmp_path / "spool")
+    assert spool.open().next_seq == 0
+    data = spooled(spool, 0, 0, 0, 4)
+    assert message_path(spool.directory, 0).read_bytes() == data == spool.read(0)
+    assert json.loads((spool.directory / "counters.json").read_text()) == {
+        "next_seq": 1, "next_episode": 1, "transitions_produced": 4, "weights_version": 0}
+    assert not list(spool.directory.glob(".*.tmp"))
+    with pytest.raises(ValueError, match="not the next one"):
+        spool.add(chunk("a0", 5, 0, 4, 1), b"", 0)
+
+
+def test_spool_drops_what_the_learner_acked(tmp_path):
+    spool = Spool(tmp_path)
+    spool.open()
+    for seq in range(4):
+        spooled(spool, seq, 0, seq * 2, 2)
+    assert spool.drop_through(1) == 2
+    assert spool.pending() == [2, 3] and spool.pending_transitions() == 4
+    assert sorted(p.name for p in tmp_path.glob("*.msg")) == ["000000000002.msg", "000000000003.msg"]
+
+
+def test_a_restarted_actor_continues_numbering_and_resends_what_is_left(tmp_path):
+    spool = Spool(tmp_path)
+    spool.open()
+    spooled(spool, 0, 0, 0, 3)
+    spooled(spool, 1, 0, 3, 3, final=True)
+    spooled(spool, 2, 1, 0, 3)
+    spool.drop_through(0)
+    # A crash between a message file and its counters: the message is there, the counters are not.
+    late = chunk("a0", 3, 1, 3, 2)
+    message_path(tmp_path, 3).write_bytes(messages.pack(late))
+    (tmp_path / ".000000000004.msg.ab12.tmp").write_bytes(b"torn")
+    again = Spool(tmp_path)
+    counters = again.open()
+    assert (counters.next_seq, counters.next_episode, counters.transitions_produced) == (4, 2, 11)
+    assert again.pending() == [1, 2, 3] and not list(tmp_path.glob(".*.tmp"))
+    assert messages.unpack(again.read(3)).first_step == 3
