@@ -29,6 +29,7 @@ import numpy as np
 from robot_rl.transport import wire
 from robot_rl.transport.handshake import Hello
 from robot_rl.transport.wire import DEFAULT_MAX_BYTES, MessageError
+from robot_rl.transport.weights import arrays_to_state_dict, state_dict_to_arrays  # noqa: F401  (re-exported)
 
 MAX_STATS = 256
 """Most scalars in one stats or heartbeat message."""
@@ -371,40 +372,3 @@ def pack(msg: Typed, *, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
 def unpack(buffer: Any, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Typed:
     """One packed frame -> typed message; raises MessageError only. Arrays are read-only views."""
     return from_wire(wire.unpack(buffer, max_bytes=max_bytes))
-
-
-# ---------------------------------------------------------------------------- torch weights
-
-
-def state_dict_to_arrays(state_dict: Mapping[str, Any]) -> dict[str, np.ndarray]:
-    """torch ``state_dict`` -> name -> numpy array (floats as float32, on the CPU, copied)."""
-    import torch
-
-    out = {}
-    for name, tensor in state_dict.items():
-        tensor = tensor.detach()
-        if tensor.is_floating_point():
-            tensor = tensor.to(torch.float32)
-        out[name] = tensor.cpu().numpy().copy()
-    return out
-
-
-def arrays_to_state_dict(arrays: Mapping[str, np.ndarray], like: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """name -> array -> torch ``state_dict`` (copies, so read-only received arrays are fine).
-
-    With ``like`` (e.g. ``agent.state_dict()``) names and shapes must match (ValueError naming
-    the differences) and each tensor takes ``like``'s dtype.
-    """
-    import torch
-
-    if like is not None:
-        problems = [f"missing {n!r}" for n in like if n not in arrays] + [f"unexpected {n!r}" for n in arrays if n not in like]
-        problems += [f"{n!r} shape {tuple(arrays[n].shape)} != {tuple(like[n].shape)}" for n in like
-                     if n in arrays and tuple(arrays[n].shape) != tuple(like[n].shape)]
-        if problems:
-            raise ValueError(f"weights do not fit the agent: {'; '.join(problems[:10])}")
-    out = {}
-    for name, array in arrays.items():
-        tensor = torch.from_numpy(np.array(array))
-        out[name] = tensor.to(like[name].dtype) if like is not None else tensor
-    return out
