@@ -47,9 +47,11 @@ Policy = Callable[[RobotEnv], np.ndarray]
 END_REASONS = ("task_success", "task_failure", "human_success", "human_failure", "end_episode", "rerecord", "time_limit")
 
 
-def expert_policy(env: RobotEnv) -> np.ndarray:
-    """The task's scripted expert, acting on the env's (privileged in sim) backend state."""
-    return env.task.expert(env.state)
+def expert_policy(env: gym.Env) -> np.ndarray:
+    """The task's scripted expert, acting on the env's (privileged in sim) backend state; ``env``
+    is a :class:`RobotEnv` or a wrapper around one."""
+    base = env.unwrapped
+    return base.task.expert(base.state)
 
 
 def episode_metadata(env: RobotEnv, backend: str, source: str) -> dict:
@@ -246,11 +248,14 @@ def _file_episode(episode: Episode, summary: RecordSummary, out: pathlib.Path, k
 
 
 def record(
-    env: RobotEnv, policy: Policy | None, out: pathlib.Path, episodes: int, seed: int, backend: str, source: str,
+    env: gym.Env, policy: Policy | None, out: pathlib.Path, episodes: int, seed: int, backend: str, source: str,
     video_episodes: int = 0, keep_failures: bool = False, device: TeleopDevice | None = None,
     view: LiveView | None = None, status: bool = False,
 ) -> RecordSummary:
     """Record into ``out`` (one file per kept episode), printing a line per episode.
+
+    ``env`` is a :class:`RobotEnv` or a wrapper around one (e.g. a learned reward): rewards and
+    ends of episodes are the wrapper's, metadata the RobotEnv's.
 
     Exactly one driver: ``policy`` (``episodes`` episodes are run) or a connected teleop ``device``
     (episodes are recorded until ``episodes`` are kept; see the module docstring). Episode k (not
@@ -260,14 +265,14 @@ def record(
     if (policy is None) == (device is None):
         raise ValueError("record() needs exactly one driver: a policy or a teleop device")
     human = HumanDriver(device, env.action_space) if device is not None else None
-    metadata = episode_metadata(env, backend, source)
+    metadata = episode_metadata(env.unwrapped, backend, source)
     if human is not None:
         metadata["teleop_device"] = human.name
     recorder = EpisodeRecorder(metadata)
     runner, driver = (env, policy) if human is None else (InterveneWithTeleop(env, human), human)
     summary = RecordSummary()
     live = _Live(runner, summary, StatusLine() if status else None, view, human is not None)
-    video = VideoWriter(out / "demo.mp4", fps=env.control_hz) if video_episodes > 0 else None
+    video = VideoWriter(out / "demo.mp4", fps=env.unwrapped.control_hz) if video_episodes > 0 else None
     if human is not None:
         print(f"{human.name} drives; recording until {episodes} episodes are kept in {out} (Ctrl-C stops)", flush=True)
     try:

@@ -33,9 +33,13 @@ class PickCubeConfig:
         cube_max_yaw_rad: the cube's initial yaw is uniform in [-max, max].
         start_low_m, start_high_m: range of the initial TCP position, base frame.
         actions: the end-effector delta action mapping.
+        terminate_on_success: end the episode (terminated) at success. False runs every episode to
+            the time limit, for training on a learned reward whose wrapper decides termination
+            (``info["success"]`` still reports the truth).
     """
 
     dense_reward: bool = False
+    terminate_on_success: bool = True
     lift_height_m: float = 0.05
     max_episode_steps: int = 100
     cube_half_size_m: float = 0.025
@@ -136,7 +140,7 @@ class PickCube:
     def terminated(self, state: ArmState) -> bool:
         cube = self._cube_pos(state)
         fell_off = cube[2] < -0.05 or abs(cube[1]) > 0.8 or not 0.0 < cube[0] < 1.2
-        return self.success(state) or bool(fell_off)
+        return (self.config.terminate_on_success and self.success(state)) or bool(fell_off)
 
     def reward(self, state: ArmState) -> float:
         if self.success(state):

@@ -55,6 +55,11 @@ class TrainConfig:
     """Triggers of the simulated human (with --hil simulated)."""
     intervention_capacity: int = 50_000
     """Room in the demo buffer for intervention transitions (with --hil)."""
+    reward_classifier: pathlib.Path | None = None
+    """Train on the success reward of this classifier file (`robot-rl train-reward`) instead of the
+    env's; the env renders the classifier's cameras even with --obs state (the agent still sees only
+    the state). Evaluation reports the env's true success. Pair with env option
+    terminate_on_success=false so the classifier, not the simulator, ends episodes."""
     random_steps: int = 0
     """Uniformly random actions for the first N env steps (exploration without demos)."""
     learning_starts: int = 256

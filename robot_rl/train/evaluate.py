@@ -13,22 +13,25 @@ from robot_rl.video import VideoWriter
 def evaluate(env: gym.Env, agent, spec: ObsSpec, episodes: int, seed: int, video: VideoWriter | None = None, video_episodes: int = 0) -> tuple[float, float]:
     """Run ``episodes`` episodes with ``agent.act(obs, deterministic=True)``.
 
-    Returns (success rate, mean return); the success rate is NaN for envs without ``success``.
-    Episode i is seeded ``seed + i`` so every evaluation sees the same starts.
+    Returns (success rate, mean return); an episode succeeds if ``info["success"]`` was true at
+    any step (an env that keeps running after success, e.g. to train on a learned reward, counts
+    too); the success rate is NaN for envs without ``success``. Episode i is seeded ``seed + i``
+    so every evaluation sees the same starts.
     """
     returns, successes = [], []
     for i in range(episodes):
         filming = video is not None and i < video_episodes
         raw, _ = env.reset(seed=seed + i)
-        done, ret, info, t = False, 0.0, {}, 0
+        done, ret, t, succeeded = False, 0.0, 0, float("nan")
         while not done:
             if filming:
                 video.add(env.render(), f"eval episode {i + 1} step {t}")
             raw, reward, terminated, truncated, info = env.step(agent.act(spec.canonical(raw), deterministic=True))
             ret, t, done = ret + float(reward), t + 1, terminated or truncated
+            succeeded = np.fmax(succeeded, success_of(info))
         if filming:
             video.add(env.render(), f"eval episode {i + 1} step {t} return {ret:.2f}")
         returns.append(ret)
-        successes.append(success_of(info))
+        successes.append(float(succeeded))
     success = float(np.mean(successes)) if not np.isnan(successes).any() else float("nan")
     return success, float(np.mean(returns))

@@ -63,6 +63,26 @@ def make_env(cfg: TrainConfig, render: bool = False) -> gym.Env:
     return env
 
 
+def make_train_env(cfg: TrainConfig) -> gym.Env:
+    """The training env; with ``--reward-classifier`` its reward and success termination come from
+    the classifier (with ``--obs state`` the backend also renders the classifier's cameras)."""
+    if cfg.reward_classifier is None:
+        return make_env(cfg)
+    from robot_rl.reward.model import load_classifier
+    from robot_rl.wrappers.cameras import AddCameraImages, KeepState
+    from robot_rl.wrappers.reward import RewardFromClassifier
+
+    classifier, metadata = load_classifier(cfg.reward_classifier, cfg.device)
+    options = {"threshold": metadata.get("threshold"), "device": cfg.device}
+    if cfg.obs == "pixels":
+        return RewardFromClassifier(make_env(cfg), classifier, **options)
+    if not is_robot_rl_task(cfg.task):
+        raise ValueError("--reward-classifier with --obs state needs a robot_rl task (its backend renders the cameras)")
+    cameras = list(classifier.spec.cameras)
+    env = make_env(dataclasses.replace(cfg, env_kwargs=(*cfg.env_kwargs, f"cameras={json.dumps(cameras)}")))
+    return KeepState(RewardFromClassifier(AddCameraImages(env, cameras), classifier, **options))
+
+
 def control_hz(env: gym.Env) -> float:
     return float(getattr(env.unwrapped, "control_hz", env.metadata.get("render_fps") or 0.0))
 
@@ -101,9 +121,9 @@ def demo_directory(cfg: TrainConfig, run_dir: pathlib.Path) -> pathlib.Path | No
         from robot_rl.record import expert_policy, record
 
         print(f"recording {cfg.expert_demos} expert demos into {demo_dir}", flush=True)
-        env = robot_rl.make(cfg.task, backend=cfg.backend, obs=cfg.obs, **cfg.env_options())
+        env = make_train_env(cfg)  # demos get the training reward (a learned one too)
         try:
-            record(env.unwrapped, expert_policy, demo_dir, cfg.expert_demos, cfg.seed + 500_000, cfg.backend, "expert")
+            record(env, expert_policy, demo_dir, cfg.expert_demos, cfg.seed + 500_000, cfg.backend, "expert")
         finally:
             env.close()
     return demo_dir
@@ -180,7 +200,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     task = cfg.task if is_robot_rl_task(cfg.task) else None
-    env, eval_env = make_env(cfg), make_env(cfg, render=True)  # bad names fail before anything is written
+    env, eval_env = make_train_env(cfg), make_env(cfg, render=True)  # bad names fail before anything is written
     run_dir = prepare_run_dir(cfg)
     spec = ObsSpec.from_space(env.observation_space)
     action_dim = int(np.prod(env.action_space.shape))

@@ -174,3 +174,22 @@ def test_simulated_human_interventions_are_flagged_stored_as_demos_and_logged(tm
 def test_unknown_or_unsuitable_hil_device_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="scripted expert"):
         train(reach_config(tmp_path, hil="simulated", steps=10))
+
+
+def test_training_on_a_learned_reward_with_state_observations(tmp_path):
+    from robot_rl.reward.model import ClassifierSpec, RewardClassifier, save_classifier
+
+    spec = ClassifierSpec({"front": (16, 16, 3)}, channels=4, layers=2, features=8, hidden=(8,))
+    path = save_classifier(tmp_path / "clf.pt", RewardClassifier(spec), {"threshold": 0.999999})
+    cfg = TrainConfig(task="pick_cube", expert_demos=1, steps=150, out=tmp_path, name="learned", reward_classifier=path,
+                      env_kwargs=("image_height=16", "image_width=16", "terminate_on_success=false"),
+                      eval_every=150, eval_episodes=1, learning_starts=64, video_episodes=0, sac=SMALL)
+    result = train(cfg)
+    demos, _ = read_episodes(result.run_dir / "demos", task="pick_cube")
+    episodes, _ = read_episodes(result.run_dir / "episodes", task="pick_cube")
+    # A classifier that (almost) never fires: no reward anywhere, episodes run to the time limit,
+    # while the agent still observes the 13-float state and the demo's true success is recorded.
+    assert demos[0].observations["state"].shape[1] == 13 and demos[0].metadata["success"]
+    assert all(e.rewards.sum() == 0 and e.truncated[-1] and len(e) == 100 for e in episodes + demos)
+    with pytest.raises(ValueError, match="trained on 'front' 16x16; the env gives 'front' 128x128"):
+        train(dataclasses.replace(cfg, name="bad", env_kwargs=("terminate_on_success=false",), expert_demos=0))
