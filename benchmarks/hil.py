@@ -40,12 +40,13 @@ def main() -> int:
     parser.add_argument("--out", type=pathlib.Path, default=ROOT / "runs" / "bench-hil")
     parser.add_argument("--parallel", type=int, default=2)
     parser.add_argument("--configs", default="rlpd,rlpd-hil", help="rlpd-hil alone reuses nothing: compare with a learning.py run")
+    parser.add_argument("--reuse", action="store_true", help="report finished runs already in --out instead of rerunning them")
     parser.add_argument("extra", nargs="*", help="more `robot-rl train` flags, after --")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     jobs = [(c, s) for c in args.configs.split(",") for s in args.seeds]
     with concurrent.futures.ThreadPoolExecutor(args.parallel) as pool:
-        results = list(pool.map(lambda job: run_one(job[0], job[1], args.steps, args.out, args.extra), jobs))
+        results = list(pool.map(lambda job: run_one(job[0], job[1], args.steps, args.out, args.extra, args.reuse), jobs))
     print(f"Machine: {os.cpu_count()} cores; {args.steps} steps per run; flags: {' '.join(args.extra) or '(defaults)'}\n")
     print(f"| config | seed | first eval >= 90% at step | final eval success | intervention rate per {WINDOW:,} steps | wall time |")
     print("|---|---|---|---|---|---|")

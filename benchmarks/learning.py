@@ -29,8 +29,25 @@ CONFIGS = {
 }
 
 
-def run_one(config: str, seed: int, steps: int, out: pathlib.Path, extra: list[str]) -> dict:
+def read_rows(path: pathlib.Path) -> list[dict]:
+    with open(path) as f:
+        return [{k: float(v) for k, v in r.items()} for r in csv.DictReader(f)]
+
+
+def _configured_steps(run_dir: pathlib.Path) -> int:
+    import json
+
+    return int(json.loads((run_dir / "config.json").read_text())["steps"])
+
+
+def run_one(config: str, seed: int, steps: int, out: pathlib.Path, extra: list[str], reuse: bool = False) -> dict:
     name = f"{config}-s{seed}"
+    done = out / name / "eval.csv"
+    if reuse and done.exists() and read_rows(done) and read_rows(done)[-1]["step"] >= _configured_steps(out / name):
+        rows = read_rows(done)  # a finished run (--reuse): report it, don't rerun; wall time from file times
+        reached = next((int(r["step"]) for r in rows if r["success_rate"] >= 0.9), None)
+        return {"config": config, "seed": seed, "rows": rows, "final": rows[-1]["success_rate"], "reached_90": reached,
+                "wall_s": done.stat().st_mtime - (out / name / "config.json").stat().st_mtime}
     args = [sys.executable, "-m", "robot_rl.cli", "train", "--task", "pick_cube", "--seed", str(seed), "--steps", str(steps),
             "--out", str(out), "--name", name, "--threads", "1", *CONFIGS[config], *extra]
     start = time.monotonic()
@@ -40,8 +57,7 @@ def run_one(config: str, seed: int, steps: int, out: pathlib.Path, extra: list[s
     wall = time.monotonic() - start
     if proc.returncode != 0:
         raise RuntimeError(f"{name} failed, see {log}")
-    with open(out / name / "eval.csv") as f:
-        rows = [{k: float(v) for k, v in r.items()} for r in csv.DictReader(f)]
+    rows = read_rows(out / name / "eval.csv")
     reached = next((int(r["step"]) for r in rows if r["success_rate"] >= 0.9), None)
     return {"config": config, "seed": seed, "rows": rows, "final": rows[-1]["success_rate"], "reached_90": reached, "wall_s": wall}
 
@@ -74,12 +90,13 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=15_000)
     parser.add_argument("--out", type=pathlib.Path, default=ROOT / "runs" / "bench-learning")
     parser.add_argument("--parallel", type=int, default=2)
+    parser.add_argument("--reuse", action="store_true", help="report finished runs already in --out instead of rerunning them")
     parser.add_argument("extra", nargs="*", help="more `robot-rl train` flags, after --")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     jobs = [(c, s) for c in args.configs.split(",") for s in args.seeds]
     with concurrent.futures.ThreadPoolExecutor(args.parallel) as pool:
-        results = list(pool.map(lambda job: run_one(job[0], job[1], args.steps, args.out, args.extra), jobs))
+        results = list(pool.map(lambda job: run_one(job[0], job[1], args.steps, args.out, args.extra, args.reuse), jobs))
     print(f"Machine: {os.cpu_count()} cores; {args.steps} steps per run; flags: {' '.join(args.extra) or '(defaults)'}\n")
     print("| config | seed | final eval success | first eval >= 90% at step | wall time |")
     print("|---|---|---|---|---|")
