@@ -60,7 +60,7 @@ def test_record_labels_from_episode_files(tmp_path):
 
 
 def test_clear_errors():
-    with pytest.raises(NotImplementedError, match="teleop device"):
+    with pytest.raises(NotImplementedError, match="--source teleop .* is not built; record with a person"):
         RecordLabels(source="teleop").run()
     with pytest.raises(ValueError, match="--episodes DIR"):
         RecordLabels(source="episodes")
