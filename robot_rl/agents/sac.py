@@ -244,7 +244,8 @@ class SACAgent(AgentBase):
     def _critic_target(self, batch: Batch, next_features: torch.Tensor) -> torch.Tensor:
         cfg = self._config
         next_action, next_log_prob = self._actor.sample(next_features, self._generator)
-        members = critic_subset(cfg.num_critics, cfg.num_min_critics, self._generator)
+        # All critics, in order, need no gather of their weights (N == M, e.g. the default 2/2).
+        members = None if cfg.num_min_critics == cfg.num_critics else critic_subset(cfg.num_critics, cfg.num_min_critics, self._generator)
         next_qs = self._target_critic(next_features, next_action, members)
         alpha = self._log_alpha.detach().exp() if cfg.backup_entropy else 0.0
         return td_target(batch.reward, batch.terminated, next_qs, self._discount(batch), next_log_prob, alpha)
