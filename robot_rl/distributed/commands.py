@@ -183,8 +183,10 @@ class Launch(Learner):
 
     actors: int = 2
     """Number of simulated actors (ids actor-0, actor-1, ...; actor i gets --seed seed+1+i)."""
-    actor_max_hz: float = 0.0
-    """--max-hz of each actor (0: as fast as the sim runs)."""
+    actor_max_hz: float = 10.0
+    """--max-hz of each actor. The default, a real arm's 10 Hz control rate, makes sim actors produce
+    data as robots would, so the learner (~40 updates/s on 2 CPU cores) keeps a useful update-to-data
+    ratio; 0 runs them as fast as the sim goes (the learner then falls far behind on a CPU)."""
     actor_steps: int = 0
     """--steps of each actor (0: until stopped)."""
     chunk_steps: int = 10
