@@ -25,9 +25,12 @@ class RecordLabels:
     """Where labels come from. task: run the env (scripted expert with noise, some random episodes)
     and label each frame by the task's own success (sim). episodes: frames of recorded episode
     files (--episodes DIR), e.g. from `robot-rl record --teleop ... --obs pixels --keep-failures`. teleop:
-    labelling live frames by holding a button (not built; use the episodes route)."""
+    a person drives with --teleop DEVICE and presses success when the scene shows success (frames
+    are labelled success from then until failure is pressed)."""
+    teleop: Literal["keyboard", "spacemouse", "gamepad"] = "keyboard"
+    """Teleop device for --source teleop."""
     num_episodes: int = 20
-    """Episodes to run (--source task)."""
+    """Episodes to run (--source task) or to label by hand (--source teleop)."""
     episodes: pathlib.Path | None = None
     """Directory of episode files recorded with --obs pixels (--source episodes)."""
     cameras: str = ""
@@ -80,12 +83,8 @@ class RecordLabels:
         return options
 
     def run(self) -> int:
-        if self.source == "teleop":
-            raise NotImplementedError(
-                "--source teleop (labelling live frames by holding a button) is not built; record with a person "
-                "instead: `robot-rl record --teleop keyboard --obs pixels --keep-failures --out DIR` (the success "
-                "button ends an episode as a success), then `robot-rl record-labels --source episodes --episodes DIR`")
-        summary = self._record_episodes() if self.source == "episodes" else self._record_task()
+        record = {"episodes": self._record_episodes, "teleop": self._record_teleop, "task": self._record_task}[self.source]
+        summary = record()
         print(f"{summary.frames} frames from {summary.episodes} episodes ({summary.successful_episodes} with success): "
               f"{summary.positives} success, {summary.frames - summary.positives} failure "
               f"({summary.dropped_positives} success frames over --max-positives dropped) -> {self.out}")
@@ -105,6 +104,26 @@ class RecordLabels:
                                         self.hold_steps, self.max_positives)
         finally:
             env.close()
+
+    def _record_teleop(self):
+        import contextlib
+
+        import robot_rl
+        from robot_rl.record import open_teleop
+        from robot_rl.reward.dataset import LabelWriter, image_shapes
+        from robot_rl.reward.teleop_labels import collect_from_teleop
+
+        options = self.env_options()
+        env = robot_rl.make(self.task, backend=self.backend, obs="pixels", **options)
+        with contextlib.ExitStack() as stack:
+            stack.callback(env.close)
+            device = open_teleop(self.teleop, env, stack)
+            shapes = image_shapes(env.observation_space, self.camera_list())
+            writer = stack.enter_context(LabelWriter(self.out, self.task, shapes, self.teleop, chunk_frames=self.chunk_frames,
+                                                     env_options={"backend": self.backend, **options}))
+            print(f"{device.name} drives: press success when the scene shows success, failure when it stops, "
+                  "end episode to finish it (see robot_rl/reward/teleop_labels.py)", flush=True)
+            return collect_from_teleop(env, device, writer, self.num_episodes, self.seed, self.max_positives)
 
     def _record_episodes(self):
         from robot_rl.data import read_episodes

@@ -5,6 +5,8 @@ import subprocess
 import sys
 
 import numpy as np
+import pathlib
+
 import pytest
 
 import robot_rl
@@ -60,8 +62,8 @@ def test_record_labels_from_episode_files(tmp_path):
 
 
 def test_clear_errors():
-    with pytest.raises(NotImplementedError, match="--source teleop .* is not built; record with a person"):
-        RecordLabels(source="teleop").run()
+    with pytest.raises(ValueError, match="teleop device 'spacemouse'"):  # no SpaceMouse on this machine
+        RecordLabels(source="teleop", teleop="spacemouse", out=pathlib.Path("/nonexistent-labels")).run()
     with pytest.raises(ValueError, match="--episodes DIR"):
         RecordLabels(source="episodes")
     with pytest.raises(ValueError, match=r"cameras \['side'\] are not observed by the env"):

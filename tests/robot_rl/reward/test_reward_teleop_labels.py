@@ -1,0 +1,54 @@
+"""Hand labelling for reward classifiers: a person at a terminal keyboard (a real pty) drives the
+real pixel pick_cube sim and marks success; frames are labelled by those presses."""
+
+import os
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import robot_rl
+from drivers.teleop.keyboard import KeyboardConfig, TerminalKeyboard
+from robot_rl.reward.dataset import LabelWriter, image_shapes, read_labels
+from robot_rl.reward.teleop_labels import collect_from_teleop
+
+pytestmark = pytest.mark.timeout(60)
+SUCCESS, FAILURE, RERECORD, END = b"\n", b"\x7f", b"x", b"q"
+
+
+def type_keys(master, *keys):
+    def run():
+        for delay_s, data in keys:
+            time.sleep(delay_s)
+            os.write(master, data)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_presses_label_the_frames_and_rerecord_discards_an_episode(tmp_path):
+    env = robot_rl.make("pick_cube", obs="pixels", image_height=16, image_width=16, max_episode_steps=100_000)
+    master, slave = os.openpty()
+    device = TerminalKeyboard(KeyboardConfig(fd=slave, hold_s=0.05))
+    device.connect()
+    try:
+        # Episode 1: re-recorded. Episode 1 again: success pressed, then failure, then end. Episode 2: end at once.
+        keys = type_keys(master, (0.3, RERECORD), (0.3, b"w"), (0.3, SUCCESS), (0.4, FAILURE), (0.3, END), (0.3, END))
+        with LabelWriter(tmp_path, "pick_cube", image_shapes(env.observation_space), "keyboard") as writer:
+            summary = collect_from_teleop(env, device, writer, episodes=2, seed=0, max_positives=10_000)
+        keys.join(timeout=5)
+    finally:
+        device.close()
+        os.close(master)
+        os.close(slave)
+        env.close()
+    labels = read_labels(tmp_path)
+    assert summary.episodes == 2 and summary.frames == len(labels.labels)
+    first = labels.labels[labels.episodes == 0]
+    # failure ... success (a contiguous run) ... failure, in that order
+    runs = np.flatnonzero(np.diff(first.astype(int))) + 1
+    assert first[0] == 0 and first[-1] == 0 and len(runs) == 2 and first[runs[0]:runs[1]].all()
+    assert not labels.labels[labels.episodes == 1].any()
+    assert set(np.unique(labels.episodes)) == {0, 1}  # the re-recorded attempt left no frames
