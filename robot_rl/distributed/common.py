@@ -1,13 +1,10 @@
-"""What the learner, the actors and their stores share: ids, atomic files, the hello, chunk views."""
+"""What the learner, the actors and their stores share: ids, the hello, chunk views."""
 
 from __future__ import annotations
 
 import logging
 import math
-import os
-import pathlib
 import re
-import secrets
 import time
 from typing import Any, Mapping
 
@@ -27,44 +24,6 @@ def check_actor_id(actor: str) -> str:
         raise ValueError(f"actor id {str(actor)[:70]!r} must be 1-64 letters, digits, '_', '.' or '-' "
                          "(starting with a letter or digit): it names files on the learner")
     return actor
-
-
-def fsync_directory(directory: pathlib.Path) -> None:
-    """Make renames in ``directory`` durable (POSIX; a no-op elsewhere)."""
-    if os.name != "posix":
-        return
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path: pathlib.Path, write: Any) -> pathlib.Path:
-    """Write ``path`` through a temp file in its directory: ``write(file)``, fsync, rename, fsync
-    the directory. A crash leaves the old file (or none) plus at most a ``.*.tmp`` file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "xb") as file:
-            write(file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_directory(path.parent)
-    return path
-
-
-def remove_temp_files(directory: pathlib.Path) -> int:
-    """Delete the ``.*.tmp`` leftovers of crashed :func:`atomic_write` calls; returns how many."""
-    removed = 0
-    for path in directory.glob(".*.tmp"):
-        path.unlink(missing_ok=True)
-        removed += 1
-    return removed
 
 
 # ------------------------------------------------------------------------------ the handshake

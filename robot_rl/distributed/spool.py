@@ -20,7 +20,7 @@ import json
 import logging
 import pathlib
 
-from robot_rl.distributed.common import atomic_write, remove_temp_files
+from robot_rl.files import atomic_write, remove_temp_files
 from robot_rl.transport import MessageError, Transitions, unpack
 
 log = logging.getLogger(__name__)

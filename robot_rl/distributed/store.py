@@ -38,7 +38,8 @@ import numpy as np
 
 from robot_rl.data import FORMAT_VERSION, Episode, EpisodeFileError, read_episode, write_episode
 from robot_rl.data.schema import ObsSpec
-from robot_rl.distributed.common import atomic_write, check_actor_id, check_chunk, fsync_directory, remove_temp_files
+from robot_rl.distributed.common import check_actor_id, check_chunk
+from robot_rl.files import atomic_write, fsync_directory, remove_temp_files
 from robot_rl.transport import Transitions
 from robot_rl.transport.handshake import library_version
 

@@ -21,11 +21,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import secrets
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
+
+from robot_rl.files import atomic_write
 
 FORMAT = "robot_rl.labels"
 VERSION = 1
@@ -123,7 +124,7 @@ class LabelWriter:
         arrays = {cam: np.stack(self._buffer[cam]) for cam in self.metadata["cameras"]}
         arrays.update({key: np.asarray(self._buffer[key], dtype=dtype) for key, dtype in _PER_FRAME.items()})
         path = self.directory / _CHUNK.format(self.metadata["chunks"])
-        _write_atomic(path, lambda file: np.savez(file, **arrays))
+        atomic_write(path, lambda file: np.savez(file, **arrays))
         self.metadata["chunks"] += 1
         self.metadata["frames"] += len(arrays["label"])
         self.metadata["class_counts"] = self.class_counts
@@ -221,19 +222,7 @@ def _continue_metadata(directory: Path, wanted: dict) -> dict:
 
 def _write_json(path: Path, value: Any) -> None:
     text = json.dumps(value, indent=1)
-    _write_atomic(path, lambda file: file.write(text.encode()))
-
-
-def _write_atomic(path: Path, write: Callable[[Any], Any]) -> None:
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "xb") as file:
-            write(file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write(path, lambda file: file.write(text.encode()))
 
 
 # ---------------------------------------------------------------- sources

@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import secrets
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -28,6 +27,7 @@ from torch import nn
 
 from robot_rl.agents.base import POOLINGS
 from robot_rl.agents.networks import ConvTrunk, PoolingHead, ResNetBackbone, mlp
+from robot_rl.files import atomic_write
 from robot_rl.reward.dataset import BINARY_CLASSES
 
 FILE_FORMAT = "robot_rl.reward_classifier"
@@ -192,18 +192,7 @@ def save_classifier(path: str | os.PathLike, model: RewardClassifier, metadata: 
         "format": FILE_FORMAT, "version": FILE_VERSION, "spec": json.dumps(model.spec.to_json()),
         "metadata": metadata_json, "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
     }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "xb") as file:
-            torch.save(payload, file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return atomic_write(Path(path), lambda file: torch.save(payload, file))
 
 
 def load_classifier(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[RewardClassifier, dict]:

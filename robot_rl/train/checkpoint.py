@@ -2,31 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import pathlib
 from typing import Any
 
 import torch
 
+from robot_rl.files import atomic_write
+
 
 def save_checkpoint(path: pathlib.Path, payload: dict[str, Any]) -> None:
-    """``torch.save`` to a temp file in the same directory, fsync, rename over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    """``torch.save`` through :func:`robot_rl.files.atomic_write`: a kill mid-write keeps the old one."""
+    atomic_write(path, lambda file: torch.save(payload, file))
 
 
 def load_checkpoint(path: pathlib.Path) -> dict[str, Any]:
