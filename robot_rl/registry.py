@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import gymnasium as gym
 
@@ -107,3 +107,20 @@ register(
         description="7-DoF arm picks up a 5 cm cube and lifts it 5 cm (sparse reward, 100 steps, expert included)",
     )
 )
+
+
+def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` strings (``--env-kwargs``) -> keyword overrides; a value is read as JSON when
+    it parses (``true``, ``64``, ``["front"]``), else kept as a string. A malformed item is named."""
+    import json
+
+    options: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--env-kwargs items look like KEY=VALUE, got {item!r}")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return options

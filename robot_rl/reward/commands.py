@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import pathlib
 from typing import Literal
 
@@ -71,16 +70,9 @@ class RecordLabels:
         return [c.strip() for c in self.cameras.split(",") if c.strip()] or None
 
     def env_options(self) -> dict:
-        options = {}
-        for item in self.env_kwargs:
-            key, sep, value = item.partition("=")
-            if not sep or not key:
-                raise ValueError(f"--env-kwargs items look like KEY=VALUE, got {item!r}")
-            try:
-                options[key] = json.loads(value)
-            except json.JSONDecodeError:
-                options[key] = value
-        return options
+        from robot_rl.registry import parse_overrides
+
+        return parse_overrides(self.env_kwargs)
 
     def run(self) -> int:
         record = {"episodes": self._record_episodes, "teleop": self._record_teleop, "task": self._record_task}[self.source]

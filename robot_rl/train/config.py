@@ -96,18 +96,9 @@ class TrainConfig:
 
     def env_options(self) -> dict:
         """``env_kwargs`` as a dict; a malformed item fails with the item named."""
-        import json
+        from robot_rl.registry import parse_overrides
 
-        options = {}
-        for item in self.env_kwargs:
-            key, sep, value = item.partition("=")
-            if not sep or not key:
-                raise ValueError(f"--env-kwargs items look like KEY=VALUE, got {item!r}")
-            try:
-                options[key] = json.loads(value)
-            except json.JSONDecodeError:
-                options[key] = value
-        return options
+        return parse_overrides(self.env_kwargs)
 
     @property
     def run_name(self) -> str:
