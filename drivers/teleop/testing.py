@@ -16,7 +16,8 @@ import os
 import queue
 import struct
 import threading
-from typing import Any
+import time
+from typing import Any, Callable
 
 
 class FakeHidDevice:
@@ -207,3 +208,15 @@ class VirtualJoystick:
 
     def __exit__(self, *exc: object) -> None:
         self.detach()
+
+
+def wait_for(predicate: Callable[[], Any], timeout_s: float = 5.0) -> Any:
+    """Poll ``predicate`` (which usually polls a device) until it returns something truthy; an
+    ``AssertionError`` after ``timeout_s``. For tests that wait on a device's background thread."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.005)
+    raise AssertionError("condition not met in time")

@@ -19,7 +19,7 @@ import pytest  # noqa: E402
 import robot_rl  # noqa: E402
 from drivers.teleop.keyboard import KeyboardConfig, TerminalKeyboard  # noqa: E402
 from drivers.teleop.spacemouse import SpaceMouse, SpaceMouseConfig, is_spacemouse, known_models  # noqa: E402
-from drivers.teleop.testing import FakeHidApi, FakeHidDevice  # noqa: E402
+from drivers.teleop.testing import FakeHidApi, FakeHidDevice, wait_for  # noqa: E402
 from robot_rl import cli  # noqa: E402
 from robot_rl.data import read_episode, read_episodes  # noqa: E402
 from robot_rl.record import DeviceUnavailable, StatusLine, expert_policy, gui_problem, record  # noqa: E402
@@ -34,16 +34,6 @@ def env():
     env = robot_rl.make("pick_cube", obs="state", render_mode="rgb_array", max_episode_steps=3000)
     yield env.unwrapped
     env.close()
-
-
-def wait_for(predicate, timeout_s=5.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.005)
-    raise AssertionError("condition not met in time")
 
 
 def tcp(env, episode):

@@ -12,21 +12,11 @@ import pytest  # noqa: E402
 pygame = pytest.importorskip("pygame")
 
 from drivers.teleop.gamepad import Gamepad, GamepadConfig  # noqa: E402
-from drivers.teleop.testing import VirtualJoystick, sdl_library  # noqa: E402
+from drivers.teleop.testing import VirtualJoystick, sdl_library, wait_for  # noqa: E402
 from robot_rl.teleop import AxisMap, ButtonMap  # noqa: E402
 
 LT, RT = 2, 5
 A, B, X, Y, RB = 0, 1, 2, 3, 5
-
-
-def wait_for(predicate, timeout_s=3.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.005)
-    raise AssertionError("condition not met in time")
 
 
 @pytest.fixture

@@ -9,16 +9,7 @@ import numpy as np
 import pytest
 
 from drivers.teleop.keyboard import KeyboardConfig, TerminalKeyboard, decode_keys
-
-
-def wait_for(predicate, timeout_s=3.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.005)
-    raise AssertionError("condition not met in time")
+from drivers.teleop.testing import wait_for
 
 
 @pytest.fixture

@@ -17,19 +17,8 @@ from drivers.teleop.spacemouse import (
     known_models,
     parse_report,
 )
-from drivers.teleop.testing import FakeHidApi, FakeHidDevice
+from drivers.teleop.testing import FakeHidApi, FakeHidDevice, wait_for
 from robot_rl.teleop import ButtonMap
-
-
-def wait_for(predicate, timeout_s=3.0):
-    """Polls ``predicate`` (which polls the device) until it returns a truthy value."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.005)
-    raise AssertionError("condition not met in time")
 
 
 @pytest.fixture
