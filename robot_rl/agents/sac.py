@@ -260,7 +260,7 @@ class SACAgent(AgentBase):
             q_mean = self._critic(features, action).mean(dim=0)
         actor_loss = (alpha * log_prob - q_mean).mean()
         bc_metrics = {}
-        if self._config.bc_weight > 0 and batch.demo is not None and bool(batch.demo.any()):
+        if self._config.bc_weight > 0 and batch.demo is not None:
             bc_loss = self._bc_loss(features, batch)
             actor_loss = actor_loss + self._config.bc_weight * bc_loss
             bc_metrics["train/actor_bc_loss"] = bc_loss.detach()
@@ -276,7 +276,8 @@ class SACAgent(AgentBase):
     def _bc_loss(self, features: torch.Tensor, batch: Batch) -> torch.Tensor:
         """Mean squared error of the deterministic action against the demo action, over demo rows."""
         error = (self._actor.mode(features) - batch.action[:, : self._continuous_dim]).pow(2).mean(dim=-1)
-        return (error * batch.demo).sum() / batch.demo.sum()
+        # No host sync on an all-online minibatch: the term is then 0 (not NaN).
+        return (error * batch.demo).sum() / batch.demo.sum().clamp_min(1.0)
 
     def _gripper_update(self, batch: Batch, features: torch.Tensor, next_features: torch.Tensor) -> torch.Tensor:
         """Double-DQN step of the discrete gripper critic (on detached encoder features)."""
