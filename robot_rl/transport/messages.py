@@ -22,7 +22,7 @@ always use the single frame (weights on a CONFLATE socket). Every decoder raises
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping, Sequence, Union
+from typing import Any, Collection, Mapping, Sequence, Union
 
 import numpy as np
 
@@ -161,7 +161,7 @@ Typed = Union[Hello, Welcome, Reject, Ack, Transitions, Weights, Stats, Heartbea
 # -------------------------------------------------------------------------------- meta checks
 
 
-def _meta(message: wire.Message, fields: set[str]) -> dict:
+def _meta(message: wire.Message, fields: Collection[str]) -> dict:
     if message.meta.keys() != fields:
         raise MessageError(f"{message.kind} meta must have exactly the fields {sorted(fields)}, got {sorted(message.meta)[:10]}")
     return message.meta
@@ -201,7 +201,11 @@ def _json_number(value: Any) -> float:
 # ----------------------------------------------------------------------------- transitions
 
 
-_STEP_ARRAYS = {"reward": "float32", "terminated": "bool", "truncated": "bool", "intervention": "bool"}
+_STEP_ARRAYS = {"reward": np.dtype(np.float32), "terminated": np.dtype(bool), "truncated": np.dtype(bool),
+                "intervention": np.dtype(bool)}
+_NOT_OBSERVATIONS = frozenset(_STEP_ARRAYS) | {"action"}
+_TRANSITIONS_META = frozenset({"episode", "first_step", "count", "final"})
+_FLOAT32 = np.dtype(np.float32)
 
 
 def _transitions_to_wire(msg: Transitions) -> wire.Message:
@@ -216,25 +220,29 @@ def _transitions_to_wire(msg: Transitions) -> wire.Message:
 def _check_step_arrays(message: wire.Message, count: int) -> None:
     arrays = message.arrays
     action = arrays.get("action")
-    if action is None or action.dtype != np.float32 or action.ndim != 2 or len(action) != count:
+    if action is None or action.dtype != _FLOAT32 or action.ndim != 2 or len(action) != count:
         got = "missing" if action is None else f"{action.dtype} {action.shape}"
         raise MessageError(f"transitions action must be float32 (count={count}, A), got {got}")
     for name, dtype in _STEP_ARRAYS.items():
         value = arrays.get(name)
-        if value is None or value.dtype != np.dtype(dtype) or value.shape != (count,):
+        if value is None or value.dtype != dtype or value.shape != (count,):
             got = "missing" if value is None else f"{value.dtype} {value.shape}"
             raise MessageError(f"transitions {name} must be {dtype} (count={count},), got {got}")
 
 
 def _check_episode_end(message: wire.Message, final: bool) -> None:
-    ended = message.arrays["terminated"] | message.arrays["truncated"]
-    if np.count_nonzero(ended) != final or bool(ended[-1]) != final:
-        raise MessageError(f"transitions: final={final} but terminated|truncated is {ended.astype(int).tolist()[:20]}; "
-                           "only the last step of a final chunk may end the episode")
+    terminated, truncated = message.arrays["terminated"], message.arrays["truncated"]
+    ends = np.count_nonzero(terminated) + np.count_nonzero(truncated)
+    last = int(terminated[-1]) + int(truncated[-1])
+    if (last > 0 and ends == last) if final else ends == 0:
+        return
+    ended = terminated | truncated
+    raise MessageError(f"transitions: final={final} but terminated|truncated is {ended.astype(int).tolist()[:20]}; "
+                       "only the last step of a final chunk may end the episode")
 
 
 def _transitions_from_wire(message: wire.Message) -> Transitions:
-    meta = _meta(message, {"episode", "first_step", "count", "final"})
+    meta = _meta(message, _TRANSITIONS_META)
     episode, first_step, count = _int(message, "episode"), _int(message, "first_step"), _int(message, "count", 1)
     if not isinstance(meta["final"], bool):
         raise MessageError("transitions final must be true or false")
@@ -242,7 +250,7 @@ def _transitions_from_wire(message: wire.Message) -> Transitions:
     rows = count + 1 if first_step == 0 else count
     observations = {}
     for name, value in message.arrays.items():
-        if name in _STEP_ARRAYS or name == "action":
+        if name in _NOT_OBSERVATIONS:
             continue
         if not name.startswith("obs/") or len(name) == 4:
             raise MessageError(f"transitions: unexpected array {name!r} (observations are named obs/<key>)")

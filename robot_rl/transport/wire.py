@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import struct
 from typing import Any, Collection, Sequence
 
@@ -97,13 +98,25 @@ class Message:
 
 
 _WIRE_NAMES = {dtype: name for name, dtype in DTYPES.items()}
+_ITEMSIZE = {name: dtype.itemsize for name, dtype in DTYPES.items()}
+_json_string = json.encoder.encode_basestring_ascii  # str -> its JSON literal (C)
+_NAME_JSON: dict[str, str] = {}  # array name -> JSON literal, memoized (names repeat every message)
+
+
+def _name_json(name: str) -> str:
+    text = _NAME_JSON.get(name)
+    if text is None:
+        if len(_NAME_JSON) > 4096:
+            _NAME_JSON.clear()
+        text = _NAME_JSON[name] = _json_string(name)
+    return text
 
 
 def _wire_array(name: Any, value: Any) -> tuple[np.ndarray, str]:
     """A C-contiguous little-endian array and its wire dtype name; MessageError if not allowed."""
     if type(name) is not str or not 1 <= len(name) <= MAX_NAME_CHARS:
         raise MessageError(f"array name {str(name)[:40]!r} must be a string of 1-{MAX_NAME_CHARS} characters")
-    array = np.asarray(value)
+    array = value if type(value) is np.ndarray else np.asarray(value)
     dtype_name = _WIRE_NAMES.get(array.dtype)
     if dtype_name is None:
         if array.dtype.name not in DTYPES:
@@ -115,29 +128,34 @@ def _wire_array(name: Any, value: Any) -> tuple[np.ndarray, str]:
     return (array if array.flags.c_contiguous else array.copy(order="C")), dtype_name
 
 
-def _header_bytes(message: Message, arrays: list[np.ndarray], entries: list[dict], max_bytes: int) -> bytes:
-    header = {"v": SCHEMA_VERSION, "kind": message.kind, "actor": message.actor, "seq": message.seq,
-              "meta": message.meta, "arrays": entries}
-    _check_fields(header, KINDS)  # the entries are right by construction (see _prepare)
-    try:
-        raw = _JSON.encode(header).encode("utf-8")
-    except (TypeError, ValueError) as err:
-        raise MessageError(f"{message.kind} message: meta is not JSON-serializable: {err}") from err
-    if len(raw) > MAX_HEADER_BYTES:
-        raise MessageError(f"header is {len(raw)} bytes, more than the limit of {MAX_HEADER_BYTES}")
-    total = len(raw) + sum(a.nbytes for a in arrays)
-    if total > max_bytes:
-        raise MessageError(f"{message.kind} message is {total} bytes, more than max_bytes={max_bytes}")
-    return raw
-
-
-def _prepare(message: Message) -> tuple[list[np.ndarray], list[dict]]:
-    arrays, entries = [], []
+def _prepare(message: Message) -> tuple[list[np.ndarray], list[str], int]:
+    """The message's arrays (wire-ready), each one's header entry as JSON text (without the
+    packed offset), and their total byte count."""
+    arrays, entries, total = [], [], 0
     for name, value in message.arrays.items():
         array, dtype_name = _wire_array(name, value)
         arrays.append(array)
-        entries.append({"name": name, "dtype": dtype_name, "shape": list(array.shape)})
-    return arrays, entries
+        entries.append(f'{{"name":{_name_json(name)},"dtype":"{dtype_name}","shape":[{",".join(map(str, array.shape))}]')
+        total += array.nbytes
+    return arrays, entries, total
+
+
+def _header_bytes(message: Message, entries: list[str], data_bytes: int, max_bytes: int) -> bytes:
+    """The header JSON (fields checked as the decoder checks them; ``entries`` are right by
+    construction, see :func:`_prepare`)."""
+    _check_fields({"v": SCHEMA_VERSION, "kind": message.kind, "actor": message.actor, "seq": message.seq,
+                   "meta": message.meta, "arrays": entries}, KINDS)
+    try:
+        meta = _JSON.encode(message.meta)
+    except (TypeError, ValueError) as err:
+        raise MessageError(f"{message.kind} message: meta is not JSON-serializable: {err}") from err
+    raw = (f'{{"v":{SCHEMA_VERSION},"kind":{_json_string(message.kind)},"actor":{_json_string(message.actor)},'
+           f'"seq":{message.seq},"meta":{meta},"arrays":[{",".join(entries)}]}}').encode("utf-8")
+    if len(raw) > MAX_HEADER_BYTES:
+        raise MessageError(f"header is {len(raw)} bytes, more than the limit of {MAX_HEADER_BYTES}")
+    if len(raw) + data_bytes > max_bytes:
+        raise MessageError(f"{message.kind} message is {len(raw) + data_bytes} bytes, more than max_bytes={max_bytes}")
+    return raw
 
 
 def encode(message: Message, *, max_bytes: int = DEFAULT_MAX_BYTES) -> list[Any]:
@@ -147,8 +165,12 @@ def encode(message: Message, *, max_bytes: int = DEFAULT_MAX_BYTES) -> list[Any]
     ``socket.send_multipart(frames, copy=False)`` sends them without a copy: do not modify the
     arrays until the send has completed. Raises MessageError if the message would not decode.
     """
-    arrays, entries = _prepare(message)
-    header = _header_bytes(message, arrays, entries, max_bytes)
+    arrays, entries, total = _prepare(message)
+    return _multipart(message, arrays, entries, total, max_bytes)
+
+
+def _multipart(message: Message, arrays: list[np.ndarray], entries: list[str], total: int, max_bytes: int) -> list[Any]:
+    header = _header_bytes(message, [entry + "}" for entry in entries], total, max_bytes)
     return [header] + [array.reshape(-1).view(np.uint8) for array in arrays]
 
 
@@ -158,18 +180,24 @@ def _align(offset: int) -> int:
 
 def pack(message: Message, *, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
     """Message -> one packed buffer (see the module docstring). Copies the array bytes once."""
-    arrays, entries = _prepare(message)
-    offset = 0
+    arrays, entries, total = _prepare(message)
+    return _packed(message, arrays, entries, total, max_bytes)
+
+
+def _packed(message: Message, arrays: list[np.ndarray], entries: list[str], total: int, max_bytes: int) -> bytes:
+    offset, placed = 0, []
     for array, entry in zip(arrays, entries):
-        entry["offset"] = offset
+        placed.append(f'{entry},"offset":{offset}}}')
         offset = _align(offset + array.nbytes)
-    header = _header_bytes(message, arrays, entries, max_bytes)
+    header = _header_bytes(message, placed, total, max_bytes)
     data_start = _align(_LENGTH.size + len(header))
     if data_start + offset > max_bytes:
         raise MessageError(f"{message.kind} message is {data_start + offset} bytes, more than max_bytes={max_bytes}")
     parts = [_LENGTH.pack(len(header)), header, bytes(data_start - _LENGTH.size - len(header))]
     for array in arrays:
-        parts += [array.reshape(-1).view(np.uint8), bytes(_align(array.nbytes) - array.nbytes)]
+        parts.append(array.reshape(-1).view(np.uint8))
+        if array.nbytes % _ALIGN:
+            parts.append(bytes(_align(array.nbytes) - array.nbytes))
     return b"".join(parts)
 
 
@@ -177,9 +205,10 @@ def to_frames(message: Message, *, max_bytes: int = DEFAULT_MAX_BYTES, pack_belo
     """Message -> frames in the cheaper framing: packed (one frame) when its arrays hold fewer
     than ``pack_below`` bytes, multipart (zero-copy arrays) otherwise. :func:`from_frames`
     reads either."""
-    if sum(np.asarray(a).nbytes for a in message.arrays.values()) < pack_below:
-        return [pack(message, max_bytes=max_bytes)]
-    return encode(message, max_bytes=max_bytes)
+    arrays, entries, total = _prepare(message)
+    if total < pack_below:
+        return [_packed(message, arrays, entries, total, max_bytes)]
+    return _multipart(message, arrays, entries, total, max_bytes)
 
 
 # ---------------------------------------------------------------------------------------- decode
@@ -199,93 +228,138 @@ def _buffer(frame: Any, index: int) -> memoryview:
         raise MessageError(f"frame {index} is not a contiguous byte buffer: {err}") from err
 
 
-def _parse_header(raw: memoryview) -> Any:
+def _parse_header(raw: memoryview) -> tuple[str, Any]:
+    """The header's text and its parsed JSON."""
     if len(raw) > MAX_HEADER_BYTES:
         raise MessageError(f"header is {len(raw)} bytes, more than the limit of {MAX_HEADER_BYTES}")
     try:
-        text = bytes(raw).decode("utf-8")
+        text = str(raw, "utf-8")
     except UnicodeDecodeError as err:
         raise MessageError(f"header is not UTF-8 text: {err}") from err
     try:
-        return json.loads(text)
+        return text, json.loads(text)
     except RecursionError as err:
         raise MessageError("header JSON is nested too deeply") from err
     except ValueError as err:  # JSONDecodeError, and integers longer than Python parses
         raise MessageError(f"header is not valid JSON: {err}") from err
 
 
-def _is_int(value: Any) -> bool:
-    return type(value) is int  # JSON integers are plain ints; excludes bool
-
-
 def _check_fields(header: Any, kinds: Collection[str]) -> None:
     """Top-level header fields: presence, types, version and kind."""
-    if not isinstance(header, dict):
+    if type(header) is not dict:
         raise MessageError(f"header must be a JSON object, got {type(header).__name__}")
     version = header.get("v", SCHEMA_VERSION)
-    if not _is_int(version) or version != SCHEMA_VERSION:
+    if type(version) is not int or version != SCHEMA_VERSION:
         raise SchemaVersionError(f"schema version: message has {header.get('v')!r}, this side speaks {SCHEMA_VERSION}")
-    missing, extra = _HEADER_KEYS - header.keys(), header.keys() - _HEADER_KEYS
-    if missing or extra:
+    if header.keys() != _HEADER_KEYS:
+        missing, extra = _HEADER_KEYS - header.keys(), header.keys() - _HEADER_KEYS
         problems = ([f"missing {sorted(missing)}"] if missing else []) + ([f"unexpected {sorted(extra)[:5]}"] if extra else [])
         raise MessageError(f"header fields: {', '.join(problems)}")
     kind, actor, seq = header["kind"], header["actor"], header["seq"]
-    if not isinstance(kind, str) or kind not in kinds:
+    if type(kind) is not str or kind not in kinds:
         raise MessageError(f"unknown message kind {kind!r} (known: {', '.join(sorted(kinds))})")
-    if not isinstance(actor, str) or not 1 <= len(actor) <= MAX_ACTOR_CHARS or not actor.isprintable():
+    if type(actor) is not str or not 1 <= len(actor) <= MAX_ACTOR_CHARS or not actor.isprintable():
         raise MessageError(f"actor must be 1-{MAX_ACTOR_CHARS} printable characters, got {str(actor)[:80]!r}")
-    if not _is_int(seq) or not 0 <= seq <= _MAX_SEQ:
+    if type(seq) is not int or not 0 <= seq <= _MAX_SEQ:  # JSON integers are plain ints; excludes bool
         raise MessageError(f"seq must be an integer in [0, 2**63), got {str(seq)[:40]}")
-    if not isinstance(header["meta"], dict):
+    if type(header["meta"]) is not dict:
         raise MessageError(f"meta must be a JSON object, got {type(header['meta']).__name__}")
-    if not isinstance(header["arrays"], list) or len(header["arrays"]) > MAX_ARRAYS:
+    if type(header["arrays"]) is not list or len(header["arrays"]) > MAX_ARRAYS:
         raise MessageError(f"arrays must be a list of at most {MAX_ARRAYS} entries")
+
+
+def _bad_shape(name: str, shape: Any) -> MessageError:
+    return MessageError(f"array {name!r}: shape must be a list of at most {MAX_NDIM} non-negative integers, got {str(shape)[:80]}")
 
 
 def _check_entry(entry: Any, index: int, packed: bool, max_bytes: int) -> int:
     """One array entry's fields; returns its byte length."""
     keys = _PACKED_ARRAY_KEYS if packed else _ARRAY_KEYS
-    if not isinstance(entry, dict) or entry.keys() != keys:
+    if type(entry) is not dict or entry.keys() != keys:
         raise MessageError(f"array entry {index} must be an object with exactly the fields {sorted(keys)}")
     name, dtype, shape = entry["name"], entry["dtype"], entry["shape"]
-    if not isinstance(name, str) or not 1 <= len(name) <= MAX_NAME_CHARS:
+    if type(name) is not str or not 1 <= len(name) <= MAX_NAME_CHARS:
         raise MessageError(f"array entry {index}: name must be 1-{MAX_NAME_CHARS} characters")
-    if not isinstance(dtype, str) or dtype not in DTYPES:
+    itemsize = _ITEMSIZE.get(dtype) if type(dtype) is str else None
+    if itemsize is None:
         raise MessageError(f"array {name!r}: dtype {str(dtype)[:40]!r} is not allowed (allowed: {', '.join(DTYPES)})")
     if type(shape) is not list or len(shape) > MAX_NDIM:
-        raise MessageError(f"array {name!r}: shape must be a list of at most {MAX_NDIM} non-negative integers, got {str(shape)[:80]}")
-    elements, nonzero = 1, 1
+        raise _bad_shape(name, shape)
     for dim in shape:
         if type(dim) is not int or dim < 0:
-            raise MessageError(f"array {name!r}: shape must be a list of at most {MAX_NDIM} non-negative integers, got {str(shape)[:80]}")
-        elements *= dim
-        nonzero *= dim or 1
-        if nonzero > max_bytes:
-            raise MessageError(f"array {name!r}: shape {shape} is larger than max_bytes={max_bytes}")
-    nbytes = elements * DTYPES[dtype].itemsize
-    if packed and (not _is_int(entry["offset"]) or entry["offset"] < 0):
+            raise _bad_shape(name, shape)
+    elements = math.prod(shape)
+    if (math.prod([dim for dim in shape if dim]) if elements == 0 else elements) > max_bytes:
+        raise MessageError(f"array {name!r}: shape {shape} is larger than max_bytes={max_bytes}")
+    if packed and (type(entry["offset"]) is not int or entry["offset"] < 0):
         raise MessageError(f"array {name!r}: offset must be a non-negative integer")
-    return nbytes
+    return elements * itemsize
 
 
-def _check_header(header: Any, header_len: int, kinds: Collection[str], max_bytes: int, packed: bool) -> list[int]:
-    """Validate a parsed header; returns each array's byte length."""
+@dataclasses.dataclass(frozen=True)
+class _Layout:
+    """A validated ``arrays`` list: its entries, each array's byte length, their sum and (packed)
+    the data section's length."""
+
+    entries: list
+    sizes: list[int]
+    total: int
+    data_len: int
+
+
+_LAYOUTS: dict[tuple[bool, int, str], _Layout] = {}
+"""Validated layouts by (packed, max_bytes, header text from its last ``"arrays":[``): a sender
+repeats a handful of layouts, so most messages skip the per-entry checks. A hit also needs the
+parsed entries to equal the cached ones (a duplicate or nested key cannot smuggle others in),
+and the cached, strictly typed entries are used from then on."""
+_MAX_LAYOUTS = 256
+
+
+def _check_layout(entries: list, packed: bool, max_bytes: int) -> _Layout:
+    sizes = [_check_entry(entry, index, packed, max_bytes) for index, entry in enumerate(entries)]
+    if len({entry["name"] for entry in entries}) != len(entries):
+        seen = set()
+        for entry in entries:
+            if entry["name"] in seen:
+                raise MessageError(f"array name {entry['name']!r} appears twice")
+            seen.add(entry["name"])
+    data_len = 0
+    if packed:
+        for entry, size in zip(entries, sizes):
+            if entry["offset"] != data_len:
+                raise MessageError(f"array {entry['name']!r}: offset {entry['offset']}, expected {data_len} (8-byte aligned, in order)")
+            data_len = _align(data_len + size)
+    return _Layout(entries, sizes, sum(sizes), data_len)
+
+
+def _layout(header: dict, text: str, packed: bool, max_bytes: int) -> _Layout:
+    at = text.rfind('"arrays":[')
+    key = (packed, max_bytes, text[at:])
+    cached = _LAYOUTS.get(key) if at >= 0 else None
+    if cached is not None and cached.entries == header["arrays"]:
+        return cached
+    layout = _check_layout(header["arrays"], packed, max_bytes)
+    if at >= 0:
+        if len(_LAYOUTS) >= _MAX_LAYOUTS:
+            _LAYOUTS.clear()
+        _LAYOUTS[key] = layout
+    return layout
+
+
+def _check_header(header: Any, text: str, header_len: int, kinds: Collection[str], max_bytes: int, packed: bool) -> _Layout:
+    """Validate a parsed header; returns its array layout."""
     if header_len > MAX_HEADER_BYTES:
         raise MessageError(f"header is {header_len} bytes, more than the limit of {MAX_HEADER_BYTES}")
     _check_fields(header, kinds)
-    sizes, names = [], set()
-    for index, entry in enumerate(header["arrays"]):
-        sizes.append(_check_entry(entry, index, packed, max_bytes))
-        if entry["name"] in names:
-            raise MessageError(f"array name {entry['name']!r} appears twice")
-        names.add(entry["name"])
-    if header_len + sum(sizes) > max_bytes:
-        raise MessageError(f"message is {header_len + sum(sizes)} bytes, more than max_bytes={max_bytes}")
-    return sizes
+    layout = _layout(header, text, packed, max_bytes)
+    if header_len + layout.total > max_bytes:
+        raise MessageError(f"message is {header_len + layout.total} bytes, more than max_bytes={max_bytes}")
+    return layout
 
 
-def _view(buffer: memoryview, entry: dict) -> np.ndarray:
-    array = np.frombuffer(buffer, dtype=DTYPES[entry["dtype"]]).reshape(entry["shape"])
+def _view(buffer: memoryview, entry: dict, offset: int = 0) -> np.ndarray:
+    """A read-only array over ``buffer[offset:]`` (the caller checked the length)."""
+    array = np.ndarray(entry["shape"], DTYPES[entry["dtype"]], buffer, offset)
     if array.flags.writeable:  # a writable frame (bytearray): still hand out read-only views
         array.flags.writeable = False
     return array
@@ -308,12 +382,12 @@ def decode(frames: Sequence[Any], *, max_bytes: int = DEFAULT_MAX_BYTES, kinds: 
     buffers = [_buffer(frame, i) for i, frame in enumerate(frames)]
     if sum(len(b) for b in buffers) > max_bytes:
         raise MessageError(f"message is {sum(len(b) for b in buffers)} bytes, more than max_bytes={max_bytes}")
-    header = _parse_header(buffers[0])
-    sizes = _check_header(header, len(buffers[0]), kinds, max_bytes, packed=False)
-    if len(buffers) != 1 + len(sizes):
-        raise MessageError(f"header lists {len(sizes)} arrays but the message has {len(buffers) - 1} array frames")
+    text, header = _parse_header(buffers[0])
+    layout = _check_header(header, text, len(buffers[0]), kinds, max_bytes, packed=False)
+    if len(buffers) != 1 + len(layout.sizes):
+        raise MessageError(f"header lists {len(layout.sizes)} arrays but the message has {len(buffers) - 1} array frames")
     arrays = {}
-    for entry, size, buffer in zip(header["arrays"], sizes, buffers[1:]):
+    for entry, size, buffer in zip(layout.entries, layout.sizes, buffers[1:]):
         if len(buffer) != size:
             raise MessageError(f"array {entry['name']!r}: frame has {len(buffer)} bytes, shape {entry['shape']} {entry['dtype']} needs {size}")
         arrays[entry["name"]] = _view(buffer, entry)
@@ -346,19 +420,13 @@ def unpack(buffer: Any, *, max_bytes: int = DEFAULT_MAX_BYTES, kinds: Collection
     (header_len,) = _LENGTH.unpack(view[:_LENGTH.size])
     if header_len > min(MAX_HEADER_BYTES, len(view) - _LENGTH.size):
         raise MessageError(f"packed header length {header_len} exceeds the limit ({MAX_HEADER_BYTES}) or the buffer ({len(view)} bytes)")
-    header = _parse_header(view[_LENGTH.size:_LENGTH.size + header_len])
-    sizes = _check_header(header, header_len, kinds, max_bytes, packed=True)
-    expected = 0
-    for entry, size in zip(header["arrays"], sizes):
-        if entry["offset"] != expected:
-            raise MessageError(f"array {entry['name']!r}: offset {entry['offset']}, expected {expected} (8-byte aligned, in order)")
-        expected = _align(expected + size)
+    text, header = _parse_header(view[_LENGTH.size:_LENGTH.size + header_len])
+    layout = _check_header(header, text, header_len, kinds, max_bytes, packed=True)
     data_start = _align(_LENGTH.size + header_len)
-    if len(view) != data_start + expected:
-        raise MessageError(f"packed message is {len(view)} bytes, its header describes {data_start + expected}")
+    if len(view) != data_start + layout.data_len:
+        raise MessageError(f"packed message is {len(view)} bytes, its header describes {data_start + layout.data_len}")
     arrays = {}
-    for entry, size in zip(header["arrays"], sizes):
-        start = data_start + entry["offset"]
-        arrays[entry["name"]] = _view(view[start:start + size], entry)
+    for entry, size in zip(layout.entries, layout.sizes):
+        arrays[entry["name"]] = _view(view, entry, data_start + entry["offset"])
     return _message(header, arrays)
 
