@@ -24,21 +24,38 @@ def fsync_directory(directory: pathlib.Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: pathlib.Path, write: Any) -> pathlib.Path:
+def fsync_file(path: pathlib.Path) -> None:
+    """Flush ``path``'s data to the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: pathlib.Path, write: Any, durable: bool = True) -> pathlib.Path:
     """Write ``path`` through a temp file in its directory: ``write(file)``, fsync, rename, fsync
-    the directory. A crash leaves the old file (or none) plus at most a ``.*.tmp`` file."""
+    the directory. A crash leaves the old file (or none) plus at most a ``.*.tmp`` file.
+
+    ``durable=False`` skips both fsyncs (the rename is still atomic for readers): the caller makes
+    a batch of such files durable at once with :func:`fsync_file` on each and
+    :func:`fsync_directory` on each directory, and until then must not report them stored. A
+    crash before that may leave such a file empty or torn; readers must treat it as unreadable.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
         with open(tmp, "xb") as file:
             write(file)
             file.flush()
-            os.fsync(file.fileno())
+            if durable:
+                os.fsync(file.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    fsync_directory(path.parent)
+    if durable:
+        fsync_directory(path.parent)
     return path
 
 

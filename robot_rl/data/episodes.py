@@ -301,6 +301,11 @@ def _episode_arrays(episode: Episode, metadata_json: str) -> dict[str, np.ndarra
     return arrays
 
 
+NPZ_READ_ERRORS = (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError)
+"""What ``np.load`` of a truncated, empty or corrupt ``.npz`` raises (zipfile reports damaged
+headers as NotImplementedError/RuntimeError: odd method, "encrypted")."""
+
+
 def _load_arrays(path: Path, file: BinaryIO) -> dict[str, np.ndarray]:
     """Every array of an open ``.npz`` file, or an :class:`EpisodeFileError`."""
     try:
@@ -308,8 +313,7 @@ def _load_arrays(path: Path, file: BinaryIO) -> dict[str, np.ndarray]:
         if isinstance(archive, np.lib.npyio.NpzFile):
             with archive:
                 arrays = {key: archive[key] for key in archive.files}
-    # zipfile reports damaged headers as NotImplementedError/RuntimeError (odd method, "encrypted").
-    except (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError) as err:
+    except NPZ_READ_ERRORS as err:
         raise EpisodeFileError(path, f"is not a readable .npz archive (truncated or corrupt?): {err}") from err
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise EpisodeFileError(path, "holds a single .npy array, not an .npz episode archive")

@@ -79,6 +79,7 @@ class Learner:
         self.eval_env, self.sockets, self.run_log = eval_env, sockets, run_log
         self.throttle = Throttle(log)
         self.peers: dict[bytes, Peer] = {}
+        self.replies: list[tuple[bytes, object]] = []  # sent by poll() after the store's sync
         self.last_obs: dict[str, dict[str, np.ndarray]] = {}
         self.returns: list[tuple[float, float]] = []  # (return, success) of the last episodes, all actors
         self.updates, self.version = 0, -1  # version: of the last weights published (-1: none yet)
@@ -131,6 +132,8 @@ class Learner:
         return len(self.online) >= max(self.cfg.learning_starts, 1)
 
     def poll(self, timeout_ms: int) -> None:
+        """Handle up to MAX_MESSAGES_PER_POLL messages; their chunks are written without fsync,
+        then made durable together (:meth:`EpisodeStore.sync`) before any reply goes out."""
         events = dict(self.sockets.poller.poll(timeout_ms))
         if self.sockets.router in events:
             for _ in range(MAX_MESSAGES_PER_POLL):
@@ -139,6 +142,14 @@ class Learner:
                 except zmq.Again:
                     break
                 self.handle(frames[0].bytes, frames[1:])
+            try:
+                self.store.sync()
+            except OSError as err:
+                raise RuntimeError(f"cannot make the received chunks durable in {self.run_dir}: {err}. Nothing unsynced "
+                                   "was acknowledged: free space, then restart with --resume (the actors resend)") from err
+            for identity, message in self.replies:
+                self.sockets.router.send_multipart([identity, *messages.encode(message)], zmq.NOBLOCK, copy=False)
+            self.replies.clear()
         if self.sockets.monitor is not None and self.sockets.monitor in events:
             self.report_handshake_failures()
 
@@ -201,7 +212,9 @@ class Learner:
         return f"actor {peer.actor!r}" if peer else f"connection {identity.decode(errors='replace')!r}"
 
     def reply(self, identity: bytes, message) -> None:
-        self.sockets.router.send_multipart([identity, *messages.encode(message)], zmq.NOBLOCK, copy=False)
+        """Queue a reply; :meth:`poll` sends it once the chunks stored meanwhile are durable
+        (an ack -- in a welcome, an ack or a heartbeat's answer -- never precedes its fsync)."""
+        self.replies.append((identity, message))
 
     def on_hello(self, identity: bytes, hello: Hello) -> None:
         try:
@@ -224,7 +237,12 @@ class Learner:
         log.info("actor %r %s; it resumes after seq %d", hello.actor, "said hello again" if known else "connected", stored)
 
     def on_transitions(self, identity: bytes, peer: Peer, chunk: Transitions) -> None:
-        outcome = self.store.accept(chunk)
+        try:
+            outcome = self.store.accept(chunk, durable=False)
+        except OSError as err:  # e.g. the disk is full: not acked, so the actor keeps it spooled and resends
+            self.throttle.warning("store", f"cannot store chunk seq {chunk.seq} of actor {peer.actor!r} in {self.run_dir}: "
+                                           f"{err}; not acknowledged (the actor keeps it and resends)")
+            return
         if outcome.status is Status.GAP:
             self.throttle.warning(("gap", peer.actor), f"actor {peer.actor!r}: {outcome.reason}; waiting for it to resend")
             return

@@ -157,13 +157,15 @@ class Link(threading.Thread):
 
     # ------------------------------------------------------------------ steps
     def spool_new_chunks(self) -> None:
-        """Spool a few queued chunks (a bounded number: a fast producer must not starve the network)."""
+        """Spool a few queued chunks (a bounded number: a fast producer must not starve the network),
+        made durable together before any of them is sent."""
         for _ in range(SPOOL_PER_ITERATION):
             try:
                 chunk = self.chunks.get_nowait()
             except queue.Empty:
-                return
-            self.spool.add(chunk, messages.pack(chunk, max_bytes=self.cfg.max_message_bytes), self.weights_version)
+                break
+            self.spool.add(chunk, messages.pack(chunk, max_bytes=self.cfg.max_message_bytes), self.weights_version, durable=False)
+        self.spool.sync()
 
     def send_window(self) -> None:
         if not self.connected:

@@ -20,7 +20,7 @@ import json
 import logging
 import pathlib
 
-from robot_rl.files import atomic_write, remove_temp_files
+from robot_rl.files import atomic_write, fsync_directory, fsync_file, remove_temp_files
 from robot_rl.transport import MessageError, Transitions, unpack
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,7 @@ class Spool:
         self.directory = pathlib.Path(directory)
         self.counters = Counters()
         self._counts: dict[int, int] = {}  # seq -> steps, for the files still here
+        self._unsynced: list[int] = []  # seqs added with durable=False, not synced yet
 
     def open(self) -> Counters:
         """Create or reopen the directory; returns the counters to continue from."""
@@ -62,11 +63,14 @@ class Spool:
             except (ValueError, TypeError) as err:
                 raise ValueError(f"spool counters {path} are unreadable ({err}); move the spool away to start afresh") from err
         for seq in self._seqs_on_disk():
+            if seq > self.counters.next_seq:  # after a torn unsynced message: never sent, drop it too
+                self._set_aside(message_path(self.directory, seq), "it follows a missing or unreadable message")
+                continue
             chunk = self._read_chunk(seq)
             if chunk is None:
                 continue
             self._counts[seq] = chunk.count
-            if seq >= self.counters.next_seq:  # written, but the counters were not updated yet
+            if seq == self.counters.next_seq:  # written, but the counters were not updated yet
                 self._count(chunk)
         self._write_counters()
         return dataclasses.replace(self.counters)
@@ -79,10 +83,14 @@ class Spool:
         try:
             chunk = unpack(path.read_bytes())
         except (OSError, MessageError) as err:
-            log.warning("spool: %s is unreadable (%s); moving it aside", path, err)
-            path.rename(path.with_suffix(".bad"))
+            self._set_aside(path, f"it is unreadable ({err})")
             return None
         return chunk if isinstance(chunk, Transitions) else None
+
+    @staticmethod
+    def _set_aside(path: pathlib.Path, why: str) -> None:
+        log.warning("spool: moving %s aside to %s: %s", path, path.with_suffix(".bad").name, why)
+        path.rename(path.with_suffix(".bad"))
 
     def _count(self, chunk: Transitions) -> None:
         c = self.counters
@@ -95,15 +103,34 @@ class Spool:
         atomic_write(self.directory / COUNTERS, lambda file: file.write(text))
 
     # ------------------------------------------------------------------ use
-    def add(self, chunk: Transitions, data: bytes, weights_version: int = -1) -> None:
-        """Write the packed message ``data`` of ``chunk``, then count it."""
+    def add(self, chunk: Transitions, data: bytes, weights_version: int = -1, durable: bool = True) -> None:
+        """Write the packed message ``data`` of ``chunk``, then count it.
+
+        ``durable=False`` defers the fsyncs and the counters to :meth:`sync`, which must run
+        before the chunk is sent: a batch then costs one fsync per file plus two directory
+        fsyncs instead of four fsyncs per chunk."""
         if chunk.seq != self.counters.next_seq:
             raise ValueError(f"spool {self.directory}: chunk seq {chunk.seq} is not the next one ({self.counters.next_seq})")
-        atomic_write(message_path(self.directory, chunk.seq), lambda file: file.write(data))
+        atomic_write(message_path(self.directory, chunk.seq), lambda file: file.write(data), durable=durable)
         self._counts[chunk.seq] = chunk.count
         self._count(chunk)
         self.counters.weights_version = weights_version
-        self._write_counters()
+        if durable:
+            self._write_counters()
+        else:
+            self._unsynced.append(chunk.seq)
+
+    def sync(self) -> int:
+        """Make the messages added with ``durable=False`` durable (files, their renames), then the
+        counters; returns how many there were."""
+        count = len(self._unsynced)
+        if count:
+            for seq in self._unsynced:
+                fsync_file(message_path(self.directory, seq))
+            fsync_directory(self.directory)
+            self._unsynced.clear()
+            self._write_counters()
+        return count
 
     def read(self, seq: int) -> bytes:
         return message_path(self.directory, seq).read_bytes()

@@ -37,9 +37,10 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 
 from robot_rl.data import FORMAT_VERSION, Episode, EpisodeFileError, read_episode, write_episode
+from robot_rl.data.episodes import NPZ_READ_ERRORS
 from robot_rl.data.schema import ObsSpec
 from robot_rl.distributed.common import check_actor_id, check_chunk
-from robot_rl.files import atomic_write, fsync_directory, remove_temp_files
+from robot_rl.files import atomic_write, fsync_directory, fsync_file, remove_temp_files
 from robot_rl.transport import Transitions
 from robot_rl.transport.handshake import library_version
 
@@ -92,13 +93,13 @@ def episode_name(actor: str, episode: int) -> str:
     return f"{actor}_ep{episode:06d}.npz"
 
 
-def write_chunk(path: pathlib.Path, chunk: Transitions) -> None:
+def write_chunk(path: pathlib.Path, chunk: Transitions, durable: bool = True) -> None:
     meta = {"actor": chunk.actor, "seq": chunk.seq, "episode": chunk.episode, "first_step": chunk.first_step,
             "final": bool(chunk.final)}
     arrays = {name: np.asarray(getattr(chunk, name)) for name in _STEP_ARRAYS}
     arrays.update({f"obs/{k}": np.asarray(v) for k, v in chunk.observations.items()})
     arrays["meta"] = np.array(json.dumps(meta))
-    atomic_write(path, lambda file: np.savez(file, **arrays))
+    atomic_write(path, lambda file: np.savez(file, **arrays), durable=durable)
 
 
 def read_chunk(path: pathlib.Path) -> Transitions:
@@ -110,8 +111,8 @@ def read_chunk(path: pathlib.Path) -> Transitions:
         observations = {key[4:]: value for key, value in arrays.items() if key.startswith("obs/")}
         return Transitions(meta["actor"], meta["seq"], meta["episode"], meta["first_step"],
                            *(arrays[name] for name in _STEP_ARRAYS), observations, meta["final"])
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise ValueError(f"chunk file {path} is unreadable: {err}") from err
+    except (*NPZ_READ_ERRORS, KeyError, TypeError) as err:
+        raise ValueError(f"chunk file {path} is unreadable (torn by a crash before it was synced?): {err}") from err
 
 
 def join_chunks(chunks: list[Transitions], metadata: Mapping[str, Any], partial: bool) -> Episode:
@@ -146,6 +147,7 @@ class EpisodeStore:
         self._stored_seq: dict[str, int] = {}
         self._last_episode: dict[str, int] = {}
         self._open: dict[str, OpenEpisode] = {}
+        self._unsynced: list[pathlib.Path] = []  # written with durable=False, not yet synced
 
     # ------------------------------------------------------------------ state
     def stored_seq(self, actor: str) -> int:
@@ -243,8 +245,13 @@ class EpisodeStore:
             self._open[still_open[-1][0].actor] = still_open[-1][0]
 
     # ------------------------------------------------------------------ receiving
-    def accept(self, chunk: Transitions) -> Outcome:
-        """Store ``chunk`` durably if it is the actor's next one (see the module docstring)."""
+    def accept(self, chunk: Transitions, durable: bool = True) -> Outcome:
+        """Store ``chunk`` durably if it is the actor's next one (see the module docstring).
+
+        ``durable=False`` writes the chunk file without the two fsyncs (~10 ms each here); then
+        :meth:`sync` must run before the chunk is acked. The learner accepts a whole poll batch
+        that way and syncs once: one fsync per file and one per directory instead of two per chunk.
+        """
         actor, stored = chunk.actor, self.stored_seq(chunk.actor)
         if chunk.seq <= stored:
             return Outcome(Status.DUPLICATE, stored)
@@ -256,12 +263,32 @@ class EpisodeStore:
             state, written = self._episode_for(chunk)
         except ValueError as err:
             return Outcome(Status.INVALID, stored, str(err))
-        write_chunk(chunk_path(state.directory, chunk.first_step), chunk)
+        path = chunk_path(state.directory, chunk.first_step)
+        new_directory = not state.directory.exists()
+        write_chunk(path, chunk, durable)
+        if not durable:  # sync() fsyncs the file and its directory (and a new directory's parent)
+            self._unsynced += [path, state.directory] if new_directory else [path]
+        elif new_directory:  # its entry in the actor's directory must be durable too
+            fsync_directory(state.directory.parent)
         self._advance(state, chunk)
         self.transitions_stored += chunk.count
         if chunk.final:
             written.append(self._consolidate(state, partial=False))
         return Outcome(Status.STORED, self.stored_seq(actor), episodes=written)
+
+    def sync(self) -> int:
+        """Make the chunks accepted with ``durable=False`` durable; returns how many files it synced.
+
+        Chunks consolidated meanwhile are already durable in their episode file (written with
+        fsync before their chunk directory was removed)."""
+        present = [path for path in self._unsynced if path.exists()]
+        files = [path for path in present if not path.is_dir()]
+        for path in files:
+            fsync_file(path)
+        for directory in dict.fromkeys(path.parent for path in present):  # new episode directories' parents too
+            fsync_directory(directory)
+        self._unsynced.clear()
+        return len(files)
 
     def _episode_for(self, chunk: Transitions) -> tuple[OpenEpisode, list[pathlib.Path]]:
         """The open episode ``chunk`` continues, or a new one (closing the actor's previous one)."""

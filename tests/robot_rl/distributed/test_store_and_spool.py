@@ -163,3 +163,39 @@ def test_a_restarted_actor_continues_numbering_and_resends_what_is_left(tmp_path
     assert (counters.next_seq, counters.next_episode, counters.transitions_produced) == (4, 2, 11)
     assert again.pending() == [1, 2, 3] and not list(tmp_path.glob(".*.tmp"))
     assert messages.unpack(again.read(3)).first_step == 3
+
+
+def test_a_batch_accepted_without_fsync_is_synced_once_and_a_torn_unsynced_chunk_is_resent(tmp_path):
+    s = store(tmp_path)
+    for seq, (first, count, final) in enumerate([(0, 4, False), (4, 4, False), (8, 2, True), (0, 3, False)]):
+        episode = 0 if seq < 3 else 1
+        assert s.accept(chunk("a0", seq, episode, first, count, final), durable=False).status is Status.STORED
+    assert s.sync() == 1  # episode 0 was consolidated (its episode file is fsynced); episode 1's chunk remains
+    assert s.sync() == 0
+    s.accept(chunk("a0", 4, 1, 3, 3), durable=False)
+    s.accept(chunk("a0", 5, 1, 6, 3), durable=False)
+    # a crash before sync(): the middle chunk's file came back empty (its data never reached the disk)
+    chunk_path(tmp_path / "store" / "partial" / "a0" / "ep000001", 3).write_bytes(b"")
+    again = store(tmp_path)
+    assert again.stored_seq("a0") == 3 and again.transitions_stored == 13  # only what precedes the torn file
+    assert again.accept(chunk("a0", 4, 1, 3, 3)).status is Status.STORED  # the actor resends from its last ack
+    assert again.accept(chunk("a0", 5, 1, 6, 3)).status is Status.STORED
+    assert sorted(stored_keys(tmp_path)) == sorted(set(stored_keys(tmp_path))) and len(stored_keys(tmp_path)) == 19
+
+
+def test_a_spool_batch_is_synced_once_and_a_torn_unsynced_message_drops_the_rest_of_its_batch(tmp_path):
+    spool = Spool(tmp_path)
+    spool.open()
+    spooled(spool, 0, 0, 0, 3)
+    for seq in (1, 2, 3):
+        spool.add(chunk("a0", seq, 0, seq * 3, 3), messages.pack(chunk("a0", seq, 0, seq * 3, 3)), 0, durable=False)
+    assert json.loads((tmp_path / "counters.json").read_text())["next_seq"] == 1  # counters wait for sync()
+    assert spool.sync() == 3 and spool.sync() == 0
+    assert json.loads((tmp_path / "counters.json").read_text())["next_seq"] == 4
+    for seq in (4, 5, 6):
+        spool.add(chunk("a0", seq, 0, seq * 3, 3), messages.pack(chunk("a0", seq, 0, seq * 3, 3)), 0, durable=False)
+    # a crash before sync(): nothing of this batch was sent; message 5's data never reached the disk
+    message_path(tmp_path, 5).write_bytes(b"")
+    counters = Spool(tmp_path).open()
+    assert (counters.next_seq, counters.transitions_produced) == (5, 15)  # 4 is kept; 5 and 6 set aside, never counted
+    assert sorted(p.name for p in tmp_path.glob("*.bad")) == ["000000000005.bad", "000000000006.bad"]
