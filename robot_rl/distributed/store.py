@@ -46,6 +46,8 @@ from robot_rl.transport.handshake import library_version
 
 log = logging.getLogger(__name__)
 _STEP_ARRAYS = ("action", "reward", "terminated", "truncated", "intervention")
+MAX_EPISODE_BYTES_IN_MEMORY = 64 * 2**20
+"""Per open episode: up to this much of its chunks stay in memory for consolidation."""
 
 
 class Status(enum.Enum):
@@ -74,6 +76,10 @@ class OpenEpisode:
     next_step: int = 0
     first_seq: int = -1
     last_seq: int = -1
+    chunks: list[Transitions] | None = dataclasses.field(default_factory=list)
+    """Its chunks as stored, in order: consolidation joins these instead of reading the files
+    back; None once they exceed :data:`MAX_EPISODE_BYTES_IN_MEMORY` (then the files are read)."""
+    nbytes: int = 0
 
 
 @dataclasses.dataclass
@@ -309,6 +315,12 @@ class EpisodeStore:
     def _advance(self, state: OpenEpisode, chunk: Transitions) -> None:
         state.first_seq = chunk.seq if state.first_seq < 0 else state.first_seq
         state.last_seq, state.next_step = chunk.seq, chunk.first_step + chunk.count
+        if state.chunks is not None:
+            state.nbytes += sum(a.nbytes for a in chunk.observations.values()) + chunk.action.nbytes
+            if state.nbytes <= MAX_EPISODE_BYTES_IN_MEMORY:
+                state.chunks.append(chunk)
+            else:
+                state.chunks = None
         self._open[state.actor] = state
         self._note(state.actor, chunk.seq, state.episode)
 
@@ -330,7 +342,7 @@ class EpisodeStore:
         """Write the episode file from the chunk files, then remove them."""
         path = self.episodes_dir / episode_name(state.actor, state.episode)
         if not path.exists():
-            chunks = self._read_chunks(state.directory)
+            chunks = state.chunks if state.chunks is not None else self._read_chunks(state.directory)
             write_episode(join_chunks(chunks, self.metadata, partial), self.episodes_dir, name=path.name)
         self._remove(state.directory)
         if self._open.get(state.actor) is state:

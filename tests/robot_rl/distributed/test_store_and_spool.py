@@ -7,6 +7,7 @@ import pytest
 
 from distributed_helpers import ACTION_DIM, SPEC, chunk, metadata
 from robot_rl.data import read_episode, read_episodes
+from robot_rl.distributed import store as store_module
 from robot_rl.distributed.store import EpisodeStore, Status, chunk_path, episode_name, stored_keys, write_chunk
 from robot_rl.distributed.spool import Spool, message_path
 from robot_rl.transport import messages
@@ -30,6 +31,18 @@ def test_a_finished_episode_becomes_one_episode_file_and_its_chunks_go(tmp_path)
     assert episode.metadata["partial"] is False and episode.metadata["source"] == "online"
     assert not list((tmp_path / "store" / "partial").rglob("*.npz"))
     assert s.transitions_stored == 10
+
+
+def test_an_episode_too_large_to_keep_in_memory_is_joined_from_its_chunk_files(tmp_path, monkeypatch):
+    monkeypatch.setattr(store_module, "MAX_EPISODE_BYTES_IN_MEMORY", 100)  # the first chunk holds 92 bytes, two 172
+    s = store(tmp_path)
+    s.accept(chunk("a0", 0, 0, 0, 4))
+    assert s.open_episode("a0").chunks is not None
+    s.accept(chunk("a0", 1, 0, 4, 4))
+    assert s.open_episode("a0").chunks is None
+    s.accept(chunk("a0", 2, 0, 8, 2, final=True))
+    episode = read_episode(tmp_path / "episodes" / episode_name("a0", 0))
+    np.testing.assert_array_equal(episode.observations["state"][:, 1], np.arange(11))
 
 
 def test_duplicates_are_acked_not_stored_and_gaps_are_neither(tmp_path):
