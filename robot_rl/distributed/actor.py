@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from robot_rl.data.schema import ObsSpec
-from robot_rl.distributed.common import Throttle, agent_description, make_hello
+from robot_rl.distributed.common import Throttle, agent_description, make_hello, stop_with_parent
 from robot_rl.distributed.link import Link, LinkConfig
 from robot_rl.distributed.spool import Spool
 from robot_rl.train.collect import success_of
@@ -240,6 +240,7 @@ class LinkFailed(RuntimeError):
 # ------------------------------------------------------------------------------ set-up
 def run_actor(cfg) -> int:
     """Act until ``cfg.steps`` transitions were produced (0: until Ctrl-C); the exit code."""
+    stop_with_parent()
     torch.set_num_threads(max(cfg.threads, 1))
     train_cfg = cfg.train_config()
     with contextlib.ExitStack() as stack:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import math
+import os
 import re
+import signal
+import sys
 import time
 from typing import Any, Mapping
 
@@ -14,6 +18,26 @@ from robot_rl.data import Episode
 from robot_rl.data.schema import ObsSpec
 from robot_rl.transport import ActionSpec, Hello, Transitions
 from robot_rl.transport.handshake import observation_spec, parameter_shapes_hash
+
+PARENT_PID_ENV = "ROBOT_RL_STOP_WITH_PID"
+"""Set by ``robot-rl launch`` for its children: the pid whose death must stop them."""
+_PR_SET_PDEATHSIG = 1
+log = logging.getLogger(__name__)
+
+
+def stop_with_parent() -> None:
+    """Under ``robot-rl launch``: receive SIGINT (a clean stop) when launch dies, even by SIGKILL
+    (Linux ``prctl(PR_SET_PDEATHSIG)``); elsewhere, or run by hand, nothing changes."""
+    parent = os.environ.get(PARENT_PID_ENV)
+    if not parent or not sys.platform.startswith("linux"):
+        return
+    if ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGINT), 0, 0, 0) != 0:
+        log.warning("cannot ask to be stopped with robot-rl launch (prctl: %s); stop this process yourself if launch dies",
+                    os.strerror(ctypes.get_errno()))
+        return
+    if os.getppid() != int(parent):  # launch died before prctl took effect
+        os.kill(os.getpid(), signal.SIGINT)
+
 
 _ACTOR_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 

@@ -24,7 +24,7 @@ import threading
 import time
 
 from robot_rl.distributed.commands import Actor, Launch, Learner
-from robot_rl.distributed.common import connect_address
+from robot_rl.distributed.common import PARENT_PID_ENV, connect_address
 from robot_rl.transport.auth import AUTHORIZED_DIR, generate_keys
 
 POLL_S = 0.2
@@ -103,7 +103,7 @@ class ProcessGroup:
             print(f"[{name}] {line}", flush=True)
 
     def start(self, name: str, argv: list[str]) -> None:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", PARENT_PID_ENV: str(os.getpid())}  # they stop if we die
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
                                 errors="replace", env=env, start_new_session=True)  # Ctrl-C reaches us only; we forward it
         self.procs[name] = proc

@@ -31,7 +31,8 @@ from zmq.utils.monitor import recv_monitor_message
 
 from robot_rl.data.replay import ReplayBuffer
 from robot_rl.data.schema import ObsSpec
-from robot_rl.distributed.common import Throttle, agent_description, check_actor_id, chunk_episode, last_observation, make_hello
+from robot_rl.distributed.common import (Throttle, agent_description, check_actor_id, chunk_episode, last_observation, make_hello,
+                                         stop_with_parent)
 from robot_rl.distributed.serving import Sockets, open_sockets, peek_actor
 from robot_rl.distributed.store import EpisodeStore, Status
 from robot_rl.train.checkpoint import load_checkpoint, save_checkpoint
@@ -384,6 +385,7 @@ def build_learner(cfg, stack: contextlib.ExitStack) -> Learner:
 
 def run_learner(cfg) -> int:
     """Serve actors and train until ``cfg.steps`` transitions are stored; the exit code."""
+    stop_with_parent()
     with contextlib.ExitStack() as stack:
         learner = build_learner(cfg, stack)
         print(f"learner for {cfg.task}: actors connect to {cfg.bind} (weights on {cfg.weights_bind}), "

@@ -2,6 +2,7 @@
 
 import os
 import re
+import time
 
 from distributed_helpers import TINY, Proc, free_ports
 from robot_rl.data import read_episodes
@@ -42,3 +43,27 @@ def test_launch_runs_learner_and_actor_and_ctrl_c_stops_them_all(tmp_path):
     assert not errors and len(finished) >= 4 and all(len(e) == 20 and e.truncated[-1] for e in finished)
     assert sum(len(e) for e in episodes) == len(set(stored_keys(tmp_path / "run")))  # all closed: nothing left open
     assert "Traceback" not in text
+
+
+def test_children_of_a_killed_launch_stop_instead_of_running_on(tmp_path):
+    ports = free_ports()
+    launch = Proc("launch", ["launch", "--task", "pick_cube", "--actors", "1", *TINY, "--env-kwargs", "max_episode_steps=20",
+                             "--out", str(tmp_path), "--name", "run", "--steps", "100000", "--learning-starts", "32",
+                             "--no-eval", "--threads", "1", "--actor-max-hz", "0", "--bind", f"tcp://127.0.0.1:{ports[0]}",
+                             "--weights-bind", f"tcp://127.0.0.1:{ports[1]}"], tmp_path)
+    pids: list[int] = []
+    try:
+        launch.wait_for(r"\[learner\] updates \d+ ", 90)
+        pids = [int(p) for p in re.findall(r"\[launch\] started \S+ \(pid (\d+)\)", launch.text)]
+        launch.kill9()  # launch cannot forward anything now
+        deadline = time.monotonic() + 60
+        while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(pids) == 2 and not any(alive(pid) for pid in pids), "the learner/actor outlived a SIGKILLed launch"
+    finally:
+        launch.cleanup()
+        for pid in pids:
+            if alive(pid):
+                os.kill(pid, 9)
+    keys = stored_keys(tmp_path / "run")
+    assert keys and len(keys) == len(set(keys))  # what was stored stays readable, once each
