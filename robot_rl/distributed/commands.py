@@ -60,7 +60,7 @@ class Learner(TrainConfig):
     """Publish new weights every N agent updates (the current ones are also re-sent every 5 s)."""
     eval: bool = True
     """Evaluate the deterministic policy in a local sim env every --eval-every transitions; training
-    and serving pause meanwhile (actors keep acting and spooling). Off for real-robot backends."""
+    pauses meanwhile (actors are still served between evaluation steps). Off for real-robot backends."""
     max_message_mb: float = 64.0
     """Largest message accepted from an actor, in MiB (bigger ones are logged and dropped)."""
 

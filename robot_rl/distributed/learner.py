@@ -11,8 +11,8 @@ Sockets: a ROUTER (hello, transitions, stats, heartbeats; replies welcome/reject
 Every chunk is stored durably (:mod:`robot_rl.distributed.store`) before it is acked and added to
 the replay buffers. Bad input -- malformed, oversized, another schema version, an actor that said
 no hello on this connection, a mismatched hello -- costs one log line (throttled per sender) and
-never stops the learner. Evaluation (``--eval``) runs in this process and pauses training and
-serving while it runs (actors keep acting and spooling; they may report the learner silent).
+never stops the learner. Evaluation (``--eval``) runs in this process and pauses training while
+it runs; it serves the sockets after every evaluation step, so actors stay acked.
 """
 
 from __future__ import annotations
@@ -321,8 +321,9 @@ class Learner:
 
     def evaluate(self) -> None:
         self.next_eval += self.cfg.eval_every
-        print(f"evaluating {self.cfg.eval_episodes} episodes (training and serving pause)", flush=True)
-        success, mean_return = evaluate(self.eval_env, self.agent, self.spec, self.cfg.eval_episodes, EVAL_SEED)
+        print(f"evaluating {self.cfg.eval_episodes} episodes (training pauses; actors are still served)", flush=True)
+        success, mean_return = evaluate(self.eval_env, self.agent, self.spec, self.cfg.eval_episodes, EVAL_SEED,
+                                        between_steps=lambda: self.poll(0))
         self.run_log.evaluation(self.store.transitions_stored, success, mean_return)
         print(f"eval at {self.store.transitions_stored} transitions: success {success:.0%}, return {mean_return:.2f}", flush=True)
 

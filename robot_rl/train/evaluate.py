@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 import gymnasium as gym
 import numpy as np
 
@@ -10,13 +12,15 @@ from robot_rl.train.collect import success_of
 from robot_rl.video import VideoWriter
 
 
-def evaluate(env: gym.Env, agent, spec: ObsSpec, episodes: int, seed: int, video: VideoWriter | None = None, video_episodes: int = 0) -> tuple[float, float]:
+def evaluate(env: gym.Env, agent, spec: ObsSpec, episodes: int, seed: int, video: VideoWriter | None = None, video_episodes: int = 0,
+             between_steps: Callable[[], None] | None = None) -> tuple[float, float]:
     """Run ``episodes`` episodes with ``agent.act(obs, deterministic=True)``.
 
     Returns (success rate, mean return); an episode succeeds if ``info["success"]`` was true at
     any step (an env that keeps running after success, e.g. to train on a learned reward, counts
     too); the success rate is NaN for envs without ``success``. Episode i is seeded ``seed + i``
-    so every evaluation sees the same starts.
+    so every evaluation sees the same starts. ``between_steps`` runs after every step (the
+    distributed learner keeps serving its actors there).
     """
     returns, successes = [], []
     for i in range(episodes):
@@ -29,6 +33,8 @@ def evaluate(env: gym.Env, agent, spec: ObsSpec, episodes: int, seed: int, video
             raw, reward, terminated, truncated, info = env.step(agent.act(spec.canonical(raw), deterministic=True))
             ret, t, done = ret + float(reward), t + 1, terminated or truncated
             succeeded = np.fmax(succeeded, success_of(info))
+            if between_steps is not None:
+                between_steps()
         if filming:
             video.add(env.render(), f"eval episode {i + 1} step {t} return {ret:.2f}")
         returns.append(ret)

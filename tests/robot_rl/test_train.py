@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import gymnasium as gym
 import numpy as np
 import pytest
 
@@ -193,3 +194,16 @@ def test_training_on_a_learned_reward_with_state_observations(tmp_path):
     assert all(e.rewards.sum() == 0 and e.truncated[-1] and len(e) == 100 for e in episodes + demos)
     with pytest.raises(ValueError, match="trained on 'front' 16x16; the env gives 'front' 128x128"):
         train(dataclasses.replace(cfg, name="bad", env_kwargs=("terminate_on_success=false",), expert_demos=0))
+
+
+def test_evaluation_runs_the_between_steps_hook_after_every_step():
+    from robot_rl.agents.sac import SACAgent
+    from robot_rl.data.schema import ObsSpec
+    from robot_rl.train.evaluate import evaluate
+
+    env = gym.make("TinyReach-v0")
+    spec = ObsSpec.from_space(env.observation_space)
+    calls, steps = [], []
+    counting = gym.wrappers.TransformReward(env, lambda r: steps.append(1) or r)
+    evaluate(counting, SACAgent(spec, 2, SMALL), spec, episodes=2, seed=0, between_steps=lambda: calls.append(1))
+    assert len(calls) == len(steps) > 2
