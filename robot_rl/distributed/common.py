@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import math
@@ -37,6 +38,27 @@ def stop_with_parent() -> None:
         return
     if os.getppid() != int(parent):  # launch died before prctl took effect
         os.kill(os.getpid(), signal.SIGINT)
+
+
+def lower_thread_priority(thread_ids: list[int], niceness: int = 10) -> None:
+    """Let the control loop win the CPU over network work (Linux: each thread has its own nice);
+    best effort, a no-op where it is not allowed."""
+    for thread_id in thread_ids:
+        try:
+            os.setpriority(os.PRIO_PROCESS, thread_id, niceness)
+        except (OSError, AttributeError):
+            pass
+
+
+def zmq_io_threads() -> list[int]:
+    """Native ids of this process's ZeroMQ background threads (named ``ZMQbg/...``; Linux)."""
+    out = []
+    with contextlib.suppress(OSError):
+        for task in os.listdir("/proc/self/task"):
+            with contextlib.suppress(OSError), open(f"/proc/self/task/{task}/comm") as comm:
+                if comm.read().startswith("ZMQbg"):
+                    out.append(int(task))
+    return out
 
 
 _ACTOR_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")

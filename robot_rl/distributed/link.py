@@ -29,7 +29,7 @@ import time
 
 import zmq
 
-from robot_rl.distributed.common import Throttle
+from robot_rl.distributed.common import Throttle, lower_thread_priority, zmq_io_threads
 from robot_rl.distributed.spool import Spool
 from robot_rl.transport import Ack, Heartbeat, Hello, MessageError, Reject, Stats, Weights, Welcome, messages
 from robot_rl.transport.auth import secure_client
@@ -115,6 +115,7 @@ class Link(threading.Thread):
         try:
             with contextlib.ExitStack() as stack:
                 self.dealer, self.sub = self._open_sockets(stack)
+                lower_thread_priority([threading.get_native_id(), *zmq_io_threads()])  # the control loop comes first
                 self.poller = zmq.Poller()
                 self.poller.register(self.dealer, zmq.POLLIN)
                 self.poller.register(self.sub, zmq.POLLIN)
