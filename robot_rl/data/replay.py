@@ -9,6 +9,8 @@ clears the slot's flag (its old successor no longer follows it); only ``add`` se
 the slot before, when it continues the same episode. So the latest observation is never valid,
 the last observation of an episode never becomes valid, and sampling never crosses an episode
 boundary or the ring's write position (the successor of slot ``capacity - 1`` is slot 0).
+An episode added in segments (``add_segment``, e.g. the chunks actors send) stays one episode for
+n-step sampling: each segment's end is linked to the next segment (:mod:`robot_rl.data.segments`).
 
 ``terminated`` is stored per transition; a truncated step is stored as an ordinary transition
 (``terminated`` 0.0, it bootstraps from the real ``next_obs``) that ends the episode.
@@ -17,20 +19,19 @@ boundary or the ring's write position (the successor of slot ``capacity - 1`` is
 from __future__ import annotations
 
 import logging
-import os
-from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 
 from robot_rl.data.episodes import Episode
+from robot_rl.data.memory import announce_memory, available_memory_bytes  # noqa: F401  (available_memory_bytes: re-exported)
 from robot_rl.data.nstep import n_step_transitions
+from robot_rl.data.segments import SegmentEnd, SegmentLinks
 from robot_rl.data.schema import STATE, Batch, ObsSpec
 
 logger = logging.getLogger(__name__)
 
 STATE_DICT_VERSION = 1
-MEMORY_FRACTION = 0.9  # refuse a buffer larger than this share of the available memory
 # Rejection sampling gives up (and draws from the list of valid slots) after this many rounds, or
 # at once when fewer than this share of the filled slots are valid (many one-step episodes).
 _MAX_REJECTION_ROUNDS = 8
@@ -53,12 +54,13 @@ class ReplayBuffer:
             raise ValueError(f"replay {name!r}: action_dim must be at least 1, got {action_dim}")
         self.obs_spec, self.action_dim, self.capacity, self.name = obs_spec, int(action_dim), int(capacity), name
         self._shapes = obs_spec.shapes()
-        _announce_memory(self, check_memory)
+        announce_memory(self, check_memory)
         self._obs = {key: np.empty((self.capacity, *shape), dtype) for key, (shape, dtype) in self._shapes.items()}
         self._action = np.empty((self.capacity, self.action_dim), np.float32)
         self._reward = np.empty(self.capacity, np.float32)
         self._terminated = np.empty(self.capacity, np.bool_)
         self._valid = np.zeros(self.capacity, np.bool_)
+        self._links = SegmentLinks(self.capacity)  # write serials and segment links, per slot
         self._rng = np.random.default_rng(seed)
         self._next = 0  # the slot the next observation is written to
         self._filled = 0  # slots 0.._filled-1 hold an observation
@@ -68,16 +70,16 @@ class ReplayBuffer:
 
     @staticmethod
     def bytes_needed(obs_spec: ObsSpec, action_dim: int, capacity: int) -> int:
-        """Bytes of all preallocated arrays: observations once, action, reward, two flags."""
+        """Bytes of all preallocated arrays: observations once, action, reward, two flags, segment links."""
         obs = sum(int(np.prod(shape)) * dtype.itemsize for shape, dtype in obs_spec.shapes().values())
-        per_slot = obs + 4 * int(action_dim) + 4 + 1 + 1
+        per_slot = obs + 4 * int(action_dim) + 4 + 1 + 1 + SegmentLinks.BYTES_PER_SLOT
         return per_slot * int(capacity)
 
     @property
     def nbytes(self) -> int:
         """Bytes actually allocated (equals :meth:`bytes_needed`)."""
         arrays = [*self._obs.values(), self._action, self._reward, self._terminated, self._valid]
-        return sum(array.nbytes for array in arrays)
+        return sum(array.nbytes for array in arrays) + self._links.nbytes
 
     def __len__(self) -> int:
         return self._count
@@ -115,7 +117,20 @@ class ReplayBuffer:
         state-mode episode holds only ``"state"``). An episode longer than the buffer keeps its
         last ``capacity - 1`` transitions. Ends any episode in progress.
         """
+        added = self._added
+        self.add_segment(episode)
+        return self._added - added
+
+    def add_segment(self, episode: Episode, after: SegmentEnd | None = None) -> SegmentEnd:
+        """:meth:`add_episode`, returning where the segment's last observation is (slot, write serial).
+
+        ``after``: what ``add_segment`` returned for the segment this one continues; the caller
+        guarantees that ``episode``'s first observation IS the one at ``after`` (same episode, next
+        steps). n-step walks then go on into this segment, unless ``after``'s slot was overwritten
+        since or this segment's first observation did not fit (longer than the buffer).
+        """
         observations = self._check_episode(episode)
+        self._links.check(after)
         steps = len(episode.actions)
         keep = min(steps + 1, self.capacity)  # observations that fit
         first = steps + 1 - keep
@@ -128,11 +143,14 @@ class ReplayBuffer:
         self._terminated[moves] = episode.terminated[first:]
         self._valid[moves] = True
         self._valid[slots[-1]] = False
+        self._links.wrote_run(slots)
         self._advance(keep)
         self._count = int(np.count_nonzero(self._valid))
         self._episode_slot = None
         self._added += keep - 1
-        return keep - 1
+        if after is not None and first == 0:
+            self._links.link(after, int(slots[0]))
+        return self._links.end(slots[-1])
 
     def _write_obs(self, obs: Mapping[str, np.ndarray]) -> int:
         """Write one observation at the write position; its old outgoing transition dies."""
@@ -140,6 +158,7 @@ class ReplayBuffer:
         for key, value in obs.items():
             self._obs[key][slot] = value
         self._set_valid(slot, False)
+        self._links.wrote(slot)
         self._advance(1)
         return slot
 
@@ -240,7 +259,7 @@ class ReplayBuffer:
     def _n_step_batch(self, index: np.ndarray, out: Batch | None, n_step: int, discount: float | None) -> Batch:
         if discount is None or not 0.0 <= discount <= 1.0:
             raise ValueError(f"replay {self.name!r}: n_step={n_step} needs a discount in [0, 1], got {discount}")
-        steps = n_step_transitions(index, n_step, discount, self._reward, self._terminated, self._valid)
+        steps = n_step_transitions(index, n_step, discount, self._reward, self._terminated, self._valid, self._links.links)
         if out is not None:
             batch = self._gather_into(out, index, steps.following)
         else:
@@ -316,6 +335,7 @@ class ReplayBuffer:
         Call it after refilling the arrays (``add_episode`` from the episode store). The RNG is
         restored; the saved positions are compared with the refilled ones and a difference (e.g.
         an episode that was in flight when the run stopped) is logged, since the arrays are the truth.
+        Segment links are not saved either: they describe the refilled arrays (``add_segment``).
         """
         if state.get("version") != STATE_DICT_VERSION:
             raise ValueError(f"replay {self.name!r}: state_dict version {state.get('version')!r} is not "
@@ -335,59 +355,3 @@ class ReplayBuffer:
                            "refilled buffer's %s; keeping the refilled ones", self.name, saved,
                            (self._next, self._filled, self._count))
         self._added = max(self._added, int(state["transitions_added"]))
-
-
-# ---------------------------------------------------------------------- memory budget
-def available_memory_bytes() -> int | None:
-    """MemAvailable from /proc/meminfo (else free physical pages), capped by a cgroup v2 limit."""
-    available = None
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                available = int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    if available is None:
-        try:
-            available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-        except (ValueError, OSError, AttributeError):
-            return None
-    return _cap_by_cgroup(available)
-
-
-def _cap_by_cgroup(available: int) -> int:
-    """A container's memory limit (cgroup v2 ``memory.max`` minus usage), when lower."""
-    try:
-        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
-        used = int(Path("/sys/fs/cgroup/memory.current").read_text().strip())
-    except (OSError, ValueError):
-        return available
-    return available if limit == "max" else min(available, max(int(limit) - used, 0))
-
-
-def _describe(obs_spec: ObsSpec) -> str:
-    sizes = {f"{h}x{w}" for h, w, _ in obs_spec.images.values()}
-    count = len(obs_spec.images)
-    if count and len(sizes) == 1:
-        cameras = f"{count} camera{'s' if count > 1 else ''} {sizes.pop()} uint8"
-    else:
-        cameras = "cameras " + ", ".join(f"{k} {h}x{w}" for k, (h, w, _) in obs_spec.images.items()) + " uint8"
-    floats = f"{obs_spec.state_dim} floats"
-    return f"{cameras} + {floats}" if count else floats
-
-
-def _announce_memory(buffer: ReplayBuffer, check: bool) -> None:
-    """Print the budget; with ``check``, raise ``MemoryError`` past 90% of the available memory."""
-    needed = ReplayBuffer.bytes_needed(buffer.obs_spec, buffer.action_dim, buffer.capacity)
-    available = available_memory_bytes()
-    shown = "unknown" if available is None else f"{available / 1e9:.1f} GB"
-    print(f"replay {buffer.name!r}: capacity {buffer.capacity:,} transitions, {_describe(buffer.obs_spec)} "
-          f"-> {needed / 1e9:.1f} GB (available: {shown})", flush=True)
-    if check and available is not None and needed > MEMORY_FRACTION * available:
-        per_slot = needed // buffer.capacity
-        fits = int(MEMORY_FRACTION * available) // per_slot
-        raise MemoryError(
-            f"replay {buffer.name!r} needs {needed / 1e9:.1f} GB for capacity {buffer.capacity:,} "
-            f"({per_slot:,} bytes per transition) but only {available / 1e9:.1f} GB is available; "
-            f"a capacity of at most {fits:,} fits in {MEMORY_FRACTION:.0%} of it "
-            "(or pass check_memory=False)")

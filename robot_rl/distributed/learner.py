@@ -29,7 +29,7 @@ import torch
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
-from robot_rl.data.replay import ReplayBuffer
+from robot_rl.data.replay import ReplayBuffer, SegmentEnd
 from robot_rl.data.schema import ObsSpec
 from robot_rl.distributed.common import (Throttle, agent_description, check_actor_id, chunk_episode, last_observation, make_hello,
                                          stop_with_parent)
@@ -82,6 +82,7 @@ class Learner:
         self.peers: dict[bytes, Peer] = {}
         self.replies: list[tuple[bytes, object]] = []  # sent by poll() after the store's sync
         self.last_obs: dict[str, dict[str, np.ndarray]] = {}
+        self.segment_ends: dict[str, SegmentEnd] = {}  # per actor: where its episode's latest chunk ends in self.online
         self.returns: list[tuple[float, float]] = []  # (return, success) of the last episodes, all actors
         self.updates, self.version = 0, -1  # version: of the last weights published (-1: none yet)
         self.updates_at_publish = self.updates_at_checkpoint = 0
@@ -261,7 +262,10 @@ class Learner:
             log.warning("actor %r: chunk seq %d continues an episode whose start is unknown; not replayed", chunk.actor, chunk.seq)
             return
         segment = chunk_episode(chunk, start)
-        self.online.add_episode(segment)
+        after = self.segment_ends.pop(chunk.actor, None)  # n-step targets walk on across an episode's chunks
+        end = self.online.add_segment(segment, after=after if chunk.first_step > 0 else None)
+        if not chunk.final:
+            self.segment_ends[chunk.actor] = end
         if segment.intervention.any():
             if self.cfg.hil != "none":
                 add_intervention_segments(self.demos, segment)

@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 
 import robot_rl
-from robot_rl.data import EpisodeRecorder
-from robot_rl.data.replay import ReplayBuffer, available_memory_bytes
+from robot_rl.data import Episode, EpisodeRecorder
+from robot_rl.data.nstep import Links, follow_links
+from robot_rl.data.replay import ReplayBuffer, SegmentEnd, available_memory_bytes
 from robot_rl.data.schema import ObsSpec
 from robot_rl.record import episode_metadata, expert_policy, run_episode
 
@@ -178,7 +179,8 @@ def test_images_are_stored_once():
     spec = ObsSpec(state_dim=7, images={"front": (32, 32, 3), "wrist": (32, 32, 3)})
     buffer = ReplayBuffer(spec, action_dim=4, capacity=500)
     per_obs = 2 * 32 * 32 * 3 + 7 * 4
-    assert buffer.nbytes == ReplayBuffer.bytes_needed(spec, 4, 500) == 500 * (per_obs + 4 * 4 + 4 + 1 + 1)
+    links = 3 * 8  # write serial and segment link (slot, serial) per slot
+    assert buffer.nbytes == ReplayBuffer.bytes_needed(spec, 4, 500) == 500 * (per_obs + 4 * 4 + 4 + 1 + 1 + links)
     assert buffer.nbytes < 1.1 * 500 * per_obs  # not 2x: no separate next_obs arrays
 
 
@@ -399,3 +401,184 @@ def test_one_step_samples_have_no_discount_and_n_step_needs_one():
     assert buffer.sample(4).discount is None
     with pytest.raises(ValueError, match="discount"):
         buffer.sample(4, n_step=3)
+
+
+# ---------------------------------------------------------------------- episodes added in segments (actor chunks)
+def segment(spec: ObsSpec, episode: int, start: int, steps: int, terminated: bool = False) -> Episode:
+    """Steps ``start .. start + steps - 1`` of ``episode`` as the learner adds a chunk: observations
+    ``start .. start + steps``, the first one repeating the previous chunk's last one."""
+    observations = [make_obs(spec, episode, t) for t in range(start, start + steps + 1)]
+    values = [step_values(episode, t) for t in range(start, start + steps)]
+    ends = np.zeros(steps, bool)
+    ends[-1] = terminated
+    return Episode({key: np.stack([obs[key] for obs in observations]) for key in observations[0]},
+                   np.stack([action for action, _ in values]), np.array([r for _, r in values], np.float32),
+                   ends, np.zeros(steps, bool), np.zeros(steps, bool), {})
+
+
+def n_step_of(batch) -> dict[tuple[int, int], tuple[float, tuple[int, int], float, float]]:
+    """(episode, step) of each sample -> (reward, bootstrap (episode, step), terminated, discount)."""
+    out = {}
+    for i, (episode, step, _) in enumerate(batch.obs["state"]):
+        following = (int(batch.next_obs["state"][i, 0]), int(batch.next_obs["state"][i, 1]))
+        value = (float(batch.reward[i]), following, float(batch.terminated[i]), float(batch.discount[i]))
+        assert out.setdefault((int(episode), int(step)), value) == value, "one transition, two n-step targets"
+    return out
+
+
+# Actor a's episode 1 (12 steps, terminated) and actor b's episode 2 (8 steps so far) in chunks of 4
+# steps, arriving alternately: (actor, episode, first step, final).
+CHUNKS = [("a", 1, 0, False), ("b", 2, 0, False), ("a", 1, 4, False), ("b", 2, 4, False), ("a", 1, 8, True)]
+
+
+def interleaved_chunks(buffer: ReplayBuffer, spec: ObsSpec = STATE_SPEC, link: bool = True) -> list[SegmentEnd]:
+    """Add CHUNKS as the learner does, each linked to its actor's previous chunk (unless ``link`` is False)."""
+    ends: dict[str, SegmentEnd] = {}
+    returned = []
+    for actor, episode, start, final in CHUNKS:
+        after = ends.get(actor) if link and start > 0 else None
+        ends[actor] = buffer.add_segment(segment(spec, episode, start, 4, terminated=final), after=after)
+        returned.append(ends[actor])
+    return returned
+
+
+@pytest.mark.parametrize("spec", [STATE_SPEC, PIXEL_SPEC], ids=["state", "pixels"])
+def test_n_step_walks_on_into_the_chunk_that_continues_an_episode(spec):
+    gamma, n = 0.9, 3
+    buffer = ReplayBuffer(spec, ACTION_DIM, capacity=64, seed=5)
+    interleaved_chunks(buffer, spec)
+    batch = buffer.sample(3000, n_step=n, discount=gamma)
+    got = n_step_of(batch)
+    # Step 2 is the second-to-last of actor a's first chunk: steps 2, 3 there, then step 4 of its next chunk.
+    assert got[(1, 2)] == (pytest.approx(102 + 0.9 * 103 + 0.81 * 104), (1, 5), 0.0, pytest.approx(0.729))
+    assert got[(2, 3)] == (pytest.approx(203 + 0.9 * 204 + 0.81 * 205), (2, 6), 0.0, pytest.approx(0.729))
+    lengths, terminal = {1: 12, 2: 8}, {1: True, 2: False}
+    assert set(got) == {(1, t) for t in range(12)} | {(2, t) for t in range(8)}
+    for (episode, start), (reward, following, term, mult) in got.items():  # as if each episode were stored whole
+        total, boot_step, want_term, want_mult = _expected_n_step(episode, start, lengths[episode], n, gamma, terminal[episode])
+        assert (reward, following, term, mult) == (pytest.approx(total, rel=1e-5), (episode, boot_step), want_term,
+                                                   pytest.approx(want_mult))
+    for camera in spec.images:  # the bootstrap images come from the same slot as the state
+        np.testing.assert_array_equal(batch.next_obs[camera][:, 0, 0, 0], batch.next_obs["state"][:, 1] % 256)
+
+
+def test_a_termination_still_stops_the_walk_across_linked_chunks():
+    gamma = 0.5
+    buffer = ReplayBuffer(STATE_SPEC, ACTION_DIM, capacity=64, seed=6)
+    first = buffer.add_segment(segment(STATE_SPEC, 1, 0, 3))  # steps 0-2
+    buffer.add_segment(segment(STATE_SPEC, 2, 0, 3))  # another actor in between
+    ended = buffer.add_segment(segment(STATE_SPEC, 1, 3, 2, terminated=True), after=first)  # steps 3-4, terminated
+    # A segment wrongly linked after a termination is never walked into.
+    buffer.add_segment(segment(STATE_SPEC, 1, 5, 3), after=ended)
+    got = n_step_of(buffer.sample(3000, n_step=5, discount=gamma))
+    assert got[(1, 1)] == (pytest.approx(101 + 0.5 * 102 + 0.25 * 103 + 0.125 * 104), (1, 5), 1.0, pytest.approx(0.0625))
+    assert got[(1, 4)] == (104.0, (1, 5), 1.0, 0.5)
+    assert got[(1, 2)][1:] == ((1, 5), 1.0, 0.125)
+
+
+def test_a_walk_never_jumps_from_a_slot_overwritten_since_it_was_linked():
+    buffer = ReplayBuffer(STATE_SPEC, ACTION_DIM, capacity=10, seed=7)
+    first = buffer.add_segment(segment(STATE_SPEC, 1, 0, 3))  # slots 0-3: its end is slot 3
+    buffer.add_segment(segment(STATE_SPEC, 1, 3, 3), after=first)  # slots 4-7, linked from slot 3
+    buffer.add_segment(segment(STATE_SPEC, 2, 0, 5))  # slots 8, 9, 0-3: episode 2 now ends in slot 3
+    got = n_step_of(buffer.sample(2000, n_step=3, discount=0.9))
+    assert got[(2, 4)] == (204.0, (2, 5), 0.0, pytest.approx(0.9))  # stops at its own end, no jump into episode 1
+    assert got[(2, 3)] == (pytest.approx(203 + 0.9 * 204), (2, 5), 0.0, pytest.approx(0.81))
+    assert set(got) == {(1, 3), (1, 4), (1, 5)} | {(2, t) for t in range(5)}
+    # A link to an end that was overwritten since is refused: episode 2's end does not lead into episode 1.
+    buffer.add_segment(segment(STATE_SPEC, 1, 6, 2), after=first)  # slots 4-6
+    got = n_step_of(buffer.sample(2000, n_step=3, discount=0.9))
+    assert got[(2, 4)] == (204.0, (2, 5), 0.0, pytest.approx(0.9))
+    assert set(got) == {(1, 6), (1, 7)} | {(2, t) for t in range(5)}
+
+
+def test_add_segment_refuses_an_after_that_is_no_segment_end_of_this_buffer():
+    buffer = ReplayBuffer(STATE_SPEC, ACTION_DIM, capacity=8)
+    for after in (SegmentEnd(8, 1), (2, 3), SegmentEnd(-1, 0)):
+        with pytest.raises(ValueError, match="after must be a SegmentEnd that add_segment returned"):
+            buffer.add_segment(segment(STATE_SPEC, 1, 2, 2), after=after)
+    assert len(buffer) == 0
+
+
+def test_follow_links_only_into_the_content_that_was_linked():
+    links = Links(continues=np.array([-1, 3, 3, -1]), continues_serial=np.array([0, 7, 6, 0]),
+                  serial=np.array([5, 6, 2, 7]))
+    np.testing.assert_array_equal(follow_links(np.array([0, 1, 2, 3]), links), [0, 3, 2, 3])
+
+
+@pytest.mark.parametrize("capacity", [9, 16, 40])
+def test_interleaved_chunks_in_a_wrapping_ring_match_a_reference_model(capacity):
+    """Random chunks of three actors: every n-step sample equals a walk over the steps still stored."""
+    rng, gamma, n = np.random.default_rng(capacity), 0.9, 3
+    buffer = ReplayBuffer(STATE_SPEC, ACTION_DIM, capacity=capacity, seed=capacity)
+    written: list[tuple[int, int, int]] = []  # (episode, step, segment) of each observation, in write order
+    actors = {name: {"episode": i + 1, "step": 0, "length": int(rng.integers(3, 12)), "end": None}
+              for i, name in enumerate("abc")}
+    terminated, next_episode = set(), 4  # (episode, step) of the terminating steps
+    for segment_id in range(60):
+        name = "abc"[int(rng.integers(0, 3))]
+        actor = actors[name]
+        episode, start = actor["episode"], actor["step"]
+        steps = min(int(rng.integers(1, 6)), actor["length"] - start)
+        final = start + steps == actor["length"]
+        ends = bool(final and rng.random() < 0.5)
+        terminated |= {(episode, start + steps - 1)} if ends else set()
+        end = buffer.add_segment(segment(STATE_SPEC, episode, start, steps, ends), after=actor["end"])
+        written += [(episode, t, segment_id) for t in range(start, start + steps + 1)]
+        actor.update(step=start + steps, end=None if final else end)
+        if final:
+            actor.update(episode=next_episode, step=0, length=int(rng.integers(3, 12)))
+            next_episode += 1
+        alive = written[-capacity:]
+        stored = {(e, t) for (e, t, s), (e2, t2, s2) in zip(alive, alive[1:]) if s2 == s and t2 == t + 1}
+        got = n_step_of(buffer.sample(256, n_step=n, discount=gamma))
+        assert set(got) <= stored
+        for (episode, first_step), value in got.items():
+            total, k, term = 0.0, 0, 0.0
+            while k < n:
+                total += gamma**k * step_values(episode, first_step + k)[1]
+                k += 1
+                if (episode, first_step + k - 1) in terminated:
+                    term = 1.0
+                    break
+                if (episode, first_step + k) not in stored:
+                    break
+            assert value == (pytest.approx(total, rel=1e-5), (episode, first_step + k), term, pytest.approx(gamma**k))
+
+
+def test_segments_without_links_are_sampled_exactly_as_separate_episodes():
+    via_segments, via_episodes = (ReplayBuffer(STATE_SPEC, ACTION_DIM, capacity=32, seed=2) for _ in range(2))
+    ends = interleaved_chunks(via_segments, link=False)
+    assert ends == [SegmentEnd(4, 5), SegmentEnd(9, 10), SegmentEnd(14, 15), SegmentEnd(19, 20), SegmentEnd(24, 25)]
+    for _, episode, start, final in CHUNKS:
+        assert via_episodes.add_episode(segment(STATE_SPEC, episode, start, 4, terminated=final)) == 4
+    for n_step in (1, 3):
+        for _ in range(3):
+            expected = via_episodes.sample(500, n_step=n_step, discount=0.9)
+            for (key, value), (_, want) in zip(via_segments.sample(500, n_step=n_step, discount=0.9).items(), expected.items()):
+                np.testing.assert_array_equal(value, want, err_msg=key)
+    got = n_step_of(via_segments.sample(3000, n_step=3, discount=0.9))
+    assert got[(1, 2)] == (pytest.approx(102 + 0.9 * 103), (1, 4), 0.0, pytest.approx(0.81))  # stops at the chunk end
+    assert got[(1, 3)] == (103.0, (1, 4), 0.0, pytest.approx(0.9))
+
+
+def test_segment_links_are_not_saved_and_loading_keeps_only_the_refills_own():
+    original = ReplayBuffer(STATE_SPEC, ACTION_DIM, capacity=64, seed=1)
+    interleaved_chunks(original)
+    original.sample(32, n_step=3, discount=0.9)
+    saved = json.loads(json.dumps(original.state_dict()))
+    unlinked = ReplayBuffer(STATE_SPEC, ACTION_DIM, capacity=64, seed=1)
+    interleaved_chunks(unlinked, link=False)
+    unlinked.sample(32, n_step=3, discount=0.9)
+    assert unlinked.state_dict() == saved  # no trace of the links in the saved state
+    refilled, relinked = (ReplayBuffer(STATE_SPEC, ACTION_DIM, capacity=64, seed=9) for _ in range(2))
+    interleaved_chunks(refilled, link=False)
+    interleaved_chunks(relinked)  # the learner re-links as it feeds the stored chunks again
+    for buffer in (refilled, relinked):
+        buffer.load_state_dict(saved)
+    assert not np.any(refilled._links.continues >= 0)
+    assert n_step_of(refilled.sample(2000, n_step=3, discount=0.9))[(1, 2)][1:] == ((1, 4), 0.0, pytest.approx(0.81))
+    batch, expected = relinked.sample(64, n_step=3, discount=0.9), original.sample(64, n_step=3, discount=0.9)
+    for (key, value), (_, want) in zip(batch.items(), expected.items()):
+        np.testing.assert_array_equal(value, want, err_msg=key)  # the same sequence, walking across the chunks
+    assert n_step_of(relinked.sample(2000, n_step=3, discount=0.9))[(1, 2)][1:] == ((1, 5), 0.0, pytest.approx(0.729))
