@@ -1,6 +1,7 @@
 """A learner and two sim actors as real processes over tcp://127.0.0.1: train, store, broadcast, survive kills."""
 
 import random
+import signal
 import time
 
 import pytest
@@ -46,6 +47,7 @@ def test_two_actors_train_a_learner_and_kill_9_of_either_loses_nothing(tmp_path,
     common = [*env, "--chunk-steps", "5", "--max-hz", "40", "--flush-s", "30"]
     env_and_checkpoints = [*env, "--checkpoint-every", "10"]
     procs.append(learner := Proc("learner", learner_args(run, ports, 2 * STEPS_PER_ACTOR, *env_and_checkpoints), tmp_path))
+    learner.wait_for("learner for pick_cube", 90)  # actors started earlier would spend their budget waiting for it
     a0, a1 = (Proc(a, actor_args(run, ports, a, STEPS_PER_ACTOR, *common), tmp_path) for a in ("a0", "a1"))
     procs += [a0, a1]
     spool = {a: run / "spool" / a for a in ("a0", "a1")}
@@ -54,7 +56,15 @@ def test_two_actors_train_a_learner_and_kill_9_of_either_loses_nothing(tmp_path,
     learner.kill9()
     time.sleep(rng.uniform(0.0, 1.0))
     procs.append(learner := Proc("learner2", learner_args(run, ports, 2 * STEPS_PER_ACTOR, *env_and_checkpoints, "--resume"), tmp_path))
+    # a0 must still be mid-episode with steps left when it is killed, however long learner2 takes
+    # to start on a loaded machine (a1 keeps acting and spooling meanwhile): pause it until then.
+    a0.proc.send_signal(signal.SIGSTOP)
+    try:
+        learner.wait_for("resumed", 90)
+    finally:
+        a0.proc.send_signal(signal.SIGCONT)
     produced = counters(spool["a0"])["transitions_produced"]
+    assert produced <= STEPS_PER_ACTOR - 60, f"a0 already produced {produced} of {STEPS_PER_ACTOR} steps"
     wait_until(lambda: counters(spool["a0"])["transitions_produced"] >= produced + rng.randint(10, 40), 30)
     a0.kill9()
     procs.append(a0 := Proc("a0-again", actor_args(run, ports, "a0", STEPS_PER_ACTOR, *common), tmp_path))

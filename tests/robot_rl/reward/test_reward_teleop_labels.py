@@ -5,6 +5,7 @@ import os
 import threading
 import time
 
+import gymnasium as gym
 import numpy as np
 import pytest
 
@@ -17,10 +18,26 @@ pytestmark = pytest.mark.timeout(60)
 SUCCESS, FAILURE, RERECORD, END = b"\n", b"\x7f", b"x", b"q"
 
 
-def type_keys(master, *keys):
+class CountSteps(gym.Wrapper):
+    """Counts env steps, so the typist paces its keys by frames, not by wall time."""
+
+    def __init__(self, env):
+        super().__init__(env)
+        self.steps = 0
+
+    def step(self, action):
+        self.steps += 1
+        return self.env.step(action)
+
+
+def type_keys(master, env: CountSteps, *keys):
+    """Write each key once the env has taken ``steps`` more steps since the previous key (a loaded
+    machine steps the pixel sim slowly; wall-clock pacing then crowds keys into one step)."""
     def run():
-        for delay_s, data in keys:
-            time.sleep(delay_s)
+        for steps, data in keys:
+            target, deadline = env.steps + steps, time.monotonic() + 30
+            while env.steps < target and time.monotonic() < deadline:
+                time.sleep(0.01)
             os.write(master, data)
 
     thread = threading.Thread(target=run, daemon=True)
@@ -29,13 +46,13 @@ def type_keys(master, *keys):
 
 
 def test_presses_label_the_frames_and_rerecord_discards_an_episode(tmp_path):
-    env = robot_rl.make("pick_cube", obs="pixels", image_height=16, image_width=16, max_episode_steps=100_000)
+    env = CountSteps(robot_rl.make("pick_cube", obs="pixels", image_height=16, image_width=16, max_episode_steps=100_000))
     master, slave = os.openpty()
     device = TerminalKeyboard(KeyboardConfig(fd=slave, hold_s=0.05))
     device.connect()
     try:
         # Episode 1: re-recorded. Episode 1 again: success pressed, then failure, then end. Episode 2: end at once.
-        keys = type_keys(master, (0.3, RERECORD), (0.3, b"w"), (0.3, SUCCESS), (0.4, FAILURE), (0.3, END), (0.3, END))
+        keys = type_keys(master, env, (3, RERECORD), (3, b"w"), (3, SUCCESS), (4, FAILURE), (3, END), (3, END))
         with LabelWriter(tmp_path, "pick_cube", image_shapes(env.observation_space), "keyboard") as writer:
             summary = collect_from_teleop(env, device, writer, episodes=2, seed=0, max_positives=10_000)
         keys.join(timeout=5)
