@@ -356,13 +356,17 @@ class EpisodeStore:
 
 
 def stored_keys(run_dir: pathlib.Path) -> list[tuple[str, int, int]]:
-    """Every ``(actor, episode, step)`` in a run's store (episode files and open chunks), in order;
-    for checks that nothing is stored twice."""
-    keys = []
-    for path in sorted((pathlib.Path(run_dir) / "episodes").glob("*.npz")):
+    """Every ``(actor, episode, step)`` in a run's store (episode files and open chunks), in order,
+    as :meth:`EpisodeStore.recover` reads it: leftover chunks of an episode whose file exists (a
+    learner stopped between writing the file and removing them) are not counted. For checks that
+    nothing is stored twice."""
+    keys, episodes_dir = [], pathlib.Path(run_dir) / "episodes"
+    for path in sorted(episodes_dir.glob("*.npz")):
         episode = read_episode(path)
         if "actor" in episode.metadata:
             keys += [(episode.metadata["actor"], episode.metadata["episode"], t) for t in range(len(episode))]
     for path in sorted((pathlib.Path(run_dir) / "store" / "partial").glob("*/ep*/c*.npz")):
-        keys += read_chunk(path).keys()
+        actor, episode = path.parent.parent.name, int(path.parent.name[2:])
+        if not (episodes_dir / episode_name(actor, episode)).exists():
+            keys += read_chunk(path).keys()
     return keys

@@ -104,6 +104,7 @@ def test_an_episode_file_wins_over_leftover_chunks_after_a_crash(tmp_path):
     s.accept(chunk("a0", 1, 0, 3, 3, final=True))
     leftover = tmp_path / "store" / "partial" / "a0" / "ep000000"
     write_chunk(chunk_path(leftover, 0), chunk("a0", 0, 0, 0, 3))  # as if the clean-up never ran
+    assert len(stored_keys(tmp_path)) == 6  # read as recovery reads it: the leftover is not counted again
     again = EpisodeStore(tmp_path, metadata(), SPEC, ACTION_DIM)
     recovered = again.recover()
     assert not leftover.exists() and not recovered.chunks
