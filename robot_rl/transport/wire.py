@@ -25,53 +25,20 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import struct
 from typing import Any, Collection, Sequence
 
 import numpy as np
 
-SCHEMA_VERSION = 1
-"""Bumped whenever the header layout or a kind's meaning changes; peers must match exactly."""
-
-KINDS = frozenset({"hello", "welcome", "reject", "transitions", "ack", "weights", "stats", "heartbeat"})
-"""Every message kind of this schema version (see :mod:`robot_rl.transport.messages`)."""
-
-DTYPES = {name: np.dtype(name).newbyteorder("<") for name in (
-    "bool", "uint8", "int8", "int16", "int32", "int64", "float16", "float32", "float64")}
-"""Allowed array dtypes (name on the wire -> little-endian numpy dtype). Never ``object``."""
-
-MAX_HEADER_BYTES = 64 * 1024
-"""Largest header JSON, in bytes (checked before parsing)."""
-MAX_ARRAYS = 1024
-"""Most arrays in one message."""
-MAX_NDIM = 8
-"""Most dimensions of one array."""
-MAX_NAME_CHARS = 128
-"""Longest array name, in characters."""
-MAX_ACTOR_CHARS = 64
-"""Longest actor id, in characters."""
-DEFAULT_MAX_BYTES = 256 * 1024 * 1024
-"""Default limit on one whole message (header + arrays), in bytes."""
-PACK_BELOW_BYTES = 64 * 1024
-""":func:`to_frames` packs messages whose arrays hold fewer bytes than this (per-frame costs
-dominate small messages; large ones go multipart, without a copy)."""
+from robot_rl.transport.layouts import Layout, layout_of
+from robot_rl.transport.limits import (ALIGN, DEFAULT_MAX_BYTES, DTYPES, KINDS, MAX_ACTOR_CHARS,  # noqa: F401  (all re-exported)
+                                       MAX_ARRAYS, MAX_HEADER_BYTES, MAX_NAME_CHARS, MAX_NDIM, PACK_BELOW_BYTES,
+                                       SCHEMA_VERSION, MessageError, SchemaVersionError, align)
 
 _HEADER_KEYS = frozenset({"v", "kind", "actor", "seq", "meta", "arrays"})
-_ARRAY_KEYS = frozenset({"name", "dtype", "shape"})
-_PACKED_ARRAY_KEYS = _ARRAY_KEYS | {"offset"}
 _LENGTH = struct.Struct("<I")
 _JSON = json.JSONEncoder(separators=(",", ":"))
-_ALIGN = 8
 _MAX_SEQ = 2**63 - 1
-
-
-class MessageError(ValueError):
-    """A message is malformed or breaks a limit; the text says what is wrong."""
-
-
-class SchemaVersionError(MessageError):
-    """The peer speaks another schema version; the text names both versions."""
 
 
 @dataclasses.dataclass
@@ -98,7 +65,6 @@ class Message:
 
 
 _WIRE_NAMES = {dtype: name for name, dtype in DTYPES.items()}
-_ITEMSIZE = {name: dtype.itemsize for name, dtype in DTYPES.items()}
 _json_string = json.encoder.encode_basestring_ascii  # str -> its JSON literal (C)
 _NAME_JSON: dict[str, str] = {}  # array name -> JSON literal, memoized (names repeat every message)
 
@@ -174,10 +140,6 @@ def _multipart(message: Message, arrays: list[np.ndarray], entries: list[str], t
     return [header] + [array.reshape(-1).view(np.uint8) for array in arrays]
 
 
-def _align(offset: int) -> int:
-    return -(-offset // _ALIGN) * _ALIGN
-
-
 def pack(message: Message, *, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
     """Message -> one packed buffer (see the module docstring). Copies the array bytes once."""
     arrays, entries, total = _prepare(message)
@@ -188,16 +150,16 @@ def _packed(message: Message, arrays: list[np.ndarray], entries: list[str], tota
     offset, placed = 0, []
     for array, entry in zip(arrays, entries):
         placed.append(f'{entry},"offset":{offset}}}')
-        offset = _align(offset + array.nbytes)
+        offset = align(offset + array.nbytes)
     header = _header_bytes(message, placed, total, max_bytes)
-    data_start = _align(_LENGTH.size + len(header))
+    data_start = align(_LENGTH.size + len(header))
     if data_start + offset > max_bytes:
         raise MessageError(f"{message.kind} message is {data_start + offset} bytes, more than max_bytes={max_bytes}")
     parts = [_LENGTH.pack(len(header)), header, bytes(data_start - _LENGTH.size - len(header))]
     for array in arrays:
         parts.append(array.reshape(-1).view(np.uint8))
-        if array.nbytes % _ALIGN:
-            parts.append(bytes(_align(array.nbytes) - array.nbytes))
+        if array.nbytes % ALIGN:
+            parts.append(bytes(align(array.nbytes) - array.nbytes))
     return b"".join(parts)
 
 
@@ -268,90 +230,12 @@ def _check_fields(header: Any, kinds: Collection[str]) -> None:
         raise MessageError(f"arrays must be a list of at most {MAX_ARRAYS} entries")
 
 
-def _bad_shape(name: str, shape: Any) -> MessageError:
-    return MessageError(f"array {name!r}: shape must be a list of at most {MAX_NDIM} non-negative integers, got {str(shape)[:80]}")
-
-
-def _check_entry(entry: Any, index: int, packed: bool, max_bytes: int) -> int:
-    """One array entry's fields; returns its byte length."""
-    keys = _PACKED_ARRAY_KEYS if packed else _ARRAY_KEYS
-    if type(entry) is not dict or entry.keys() != keys:
-        raise MessageError(f"array entry {index} must be an object with exactly the fields {sorted(keys)}")
-    name, dtype, shape = entry["name"], entry["dtype"], entry["shape"]
-    if type(name) is not str or not 1 <= len(name) <= MAX_NAME_CHARS:
-        raise MessageError(f"array entry {index}: name must be 1-{MAX_NAME_CHARS} characters")
-    itemsize = _ITEMSIZE.get(dtype) if type(dtype) is str else None
-    if itemsize is None:
-        raise MessageError(f"array {name!r}: dtype {str(dtype)[:40]!r} is not allowed (allowed: {', '.join(DTYPES)})")
-    if type(shape) is not list or len(shape) > MAX_NDIM:
-        raise _bad_shape(name, shape)
-    for dim in shape:
-        if type(dim) is not int or dim < 0:
-            raise _bad_shape(name, shape)
-    elements = math.prod(shape)
-    if (math.prod([dim for dim in shape if dim]) if elements == 0 else elements) > max_bytes:
-        raise MessageError(f"array {name!r}: shape {shape} is larger than max_bytes={max_bytes}")
-    if packed and (type(entry["offset"]) is not int or entry["offset"] < 0):
-        raise MessageError(f"array {name!r}: offset must be a non-negative integer")
-    return elements * itemsize
-
-
-@dataclasses.dataclass(frozen=True)
-class _Layout:
-    """A validated ``arrays`` list: its entries, each array's byte length, their sum and (packed)
-    the data section's length."""
-
-    entries: list
-    sizes: list[int]
-    total: int
-    data_len: int
-
-
-_LAYOUTS: dict[tuple[bool, int, str], _Layout] = {}
-"""Validated layouts by (packed, max_bytes, header text from its last ``"arrays":[``): a sender
-repeats a handful of layouts, so most messages skip the per-entry checks. A hit also needs the
-parsed entries to equal the cached ones (a duplicate or nested key cannot smuggle others in),
-and the cached, strictly typed entries are used from then on."""
-_MAX_LAYOUTS = 256
-
-
-def _check_layout(entries: list, packed: bool, max_bytes: int) -> _Layout:
-    sizes = [_check_entry(entry, index, packed, max_bytes) for index, entry in enumerate(entries)]
-    if len({entry["name"] for entry in entries}) != len(entries):
-        seen = set()
-        for entry in entries:
-            if entry["name"] in seen:
-                raise MessageError(f"array name {entry['name']!r} appears twice")
-            seen.add(entry["name"])
-    data_len = 0
-    if packed:
-        for entry, size in zip(entries, sizes):
-            if entry["offset"] != data_len:
-                raise MessageError(f"array {entry['name']!r}: offset {entry['offset']}, expected {data_len} (8-byte aligned, in order)")
-            data_len = _align(data_len + size)
-    return _Layout(entries, sizes, sum(sizes), data_len)
-
-
-def _layout(header: dict, text: str, packed: bool, max_bytes: int) -> _Layout:
-    at = text.rfind('"arrays":[')
-    key = (packed, max_bytes, text[at:])
-    cached = _LAYOUTS.get(key) if at >= 0 else None
-    if cached is not None and cached.entries == header["arrays"]:
-        return cached
-    layout = _check_layout(header["arrays"], packed, max_bytes)
-    if at >= 0:
-        if len(_LAYOUTS) >= _MAX_LAYOUTS:
-            _LAYOUTS.clear()
-        _LAYOUTS[key] = layout
-    return layout
-
-
-def _check_header(header: Any, text: str, header_len: int, kinds: Collection[str], max_bytes: int, packed: bool) -> _Layout:
+def _check_header(header: Any, text: str, header_len: int, kinds: Collection[str], max_bytes: int, packed: bool) -> Layout:
     """Validate a parsed header; returns its array layout."""
     if header_len > MAX_HEADER_BYTES:
         raise MessageError(f"header is {header_len} bytes, more than the limit of {MAX_HEADER_BYTES}")
     _check_fields(header, kinds)
-    layout = _layout(header, text, packed, max_bytes)
+    layout = layout_of(header, text, packed, max_bytes)
     if header_len + layout.total > max_bytes:
         raise MessageError(f"message is {header_len + layout.total} bytes, more than max_bytes={max_bytes}")
     return layout
@@ -422,7 +306,7 @@ def unpack(buffer: Any, *, max_bytes: int = DEFAULT_MAX_BYTES, kinds: Collection
         raise MessageError(f"packed header length {header_len} exceeds the limit ({MAX_HEADER_BYTES}) or the buffer ({len(view)} bytes)")
     text, header = _parse_header(view[_LENGTH.size:_LENGTH.size + header_len])
     layout = _check_header(header, text, header_len, kinds, max_bytes, packed=True)
-    data_start = _align(_LENGTH.size + header_len)
+    data_start = align(_LENGTH.size + header_len)
     if len(view) != data_start + layout.data_len:
         raise MessageError(f"packed message is {len(view)} bytes, its header describes {data_start + layout.data_len}")
     arrays = {}
