@@ -40,8 +40,8 @@ import zmq
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from transport_agentlace import (CHUNK, SENDERS, VARIANTS, Frames, camera_frames, make_receiver,  # noqa: E402
-                                 make_ring, open_socket, wire_bytes)
+from transport_agentlace import (CHUNK, SENDERS, VARIANTS, Frames, camera_frames, end_process,  # noqa: E402
+                                 make_receiver, make_ring, open_socket, wire_bytes)
 from transport_weights import PUBLISH_EVERY_S, WEIGHT_VARIANTS, loop_jitter_ms, weight_latencies_ms  # noqa: E402
 
 START_TIMEOUT_S = 60.0  # a spawned process must be up within this
@@ -94,9 +94,7 @@ def transitions_per_s(variant: str, frames: Frames | None, seconds: float) -> di
         return {"rate": count / wall, "cpu_us": (cpu / count + sender_cpu / sent) * 1e6}
     finally:
         stop.set()
-        process.join(5)
-        if process.is_alive():
-            process.terminate()
+        end_process(process)
         context.destroy(linger=0)
 
 

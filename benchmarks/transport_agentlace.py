@@ -125,6 +125,14 @@ class Ring:
             self.pos = (self.pos + 1) % RING
 
 
+def end_process(process: Any, timeout_s: float = 5.0) -> None:
+    """Wait up to ``timeout_s`` for a spawned helper process to exit, then terminate it."""
+    process.join(timeout_s)
+    if process.is_alive():
+        process.terminate()
+        process.join(5)
+
+
 def high_water_mark(frames: Frames | None) -> int:
     """Messages of one chunk that fit in QUEUE_BYTES."""
     return max(4, QUEUE_BYTES // sum(a.nbytes for a in chunk_arrays(make_chunk(frames)).values()))

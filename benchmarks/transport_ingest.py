@@ -40,7 +40,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as learner_speed.py
 import numpy as np  # noqa: E402
 import zmq  # noqa: E402
 
-from transport_agentlace import CHUNK, SENDERS, Frames, make_receiver, make_ring, open_socket, ours_receive  # noqa: E402
+from transport_agentlace import CHUNK, SENDERS, Frames, end_process, make_receiver, make_ring, open_socket, ours_receive  # noqa: E402
 
 OFFERED = {"state": 2000.0, "images": 200.0}  # transitions/s the sender offers
 POLL_MESSAGES = 64  # ours: messages received per poll, at most
@@ -207,10 +207,7 @@ def run_once(learner_queues: tuple[mp.Queue, mp.Queue], variant: str, frames: Fr
     finally:
         stop.set()
         if process:
-            process.join(10)
-            if process.is_alive():
-                process.terminate()
-                process.join(5)
+            end_process(process, 10)
 
 
 def measure(frames: Frames, seconds: float, runs: int = 3) -> dict:
@@ -229,8 +226,5 @@ def measure(frames: Frames, seconds: float, runs: int = 3) -> dict:
                     found.setdefault((kind, variant), []).append(run_once(queues, variant, kind_frames, seconds))
     finally:
         queues[0].put(None)
-        process.join(10)
-        if process.is_alive():
-            process.terminate()
-            process.join(5)
+        end_process(process, 10)
     return {key: max(rates, key=lambda r: r["updates"]) | {"cpu_us": min(r["cpu_us"] for r in rates)} for key, rates in found.items()}

@@ -34,7 +34,7 @@ import zmq
 from robot_rl.distributed.common import lower_thread_priority, zmq_io_threads  # what our actor's network thread does
 from robot_rl.transport import messages
 from robot_rl.transport.messages import Weights
-from transport_agentlace import compress, decompress
+from transport_agentlace import compress, decompress, end_process
 
 WEIGHT_VARIANTS = ("ours", "agentlace", "lean")
 PUBLISH_EVERY_S = 0.5  # weight publish interval during the jitter test
@@ -120,9 +120,7 @@ def weight_latencies_ms(variant: str, total: int, samples: int) -> list[float]:
         return out
     finally:
         stop.set()
-        process.join(5)
-        if process.is_alive():
-            process.terminate()
+        end_process(process)
         context.destroy(linger=0)
 
 
@@ -217,7 +215,5 @@ def loop_jitter_ms(variant: str, seconds: float, publish: bool = True) -> dict:
             time.sleep(PUBLISH_EVERY_S)
         return results.get(timeout=10)
     finally:
-        process.join(5)
-        if process.is_alive():
-            process.terminate()
+        end_process(process)
         context.destroy(linger=0)

@@ -270,7 +270,7 @@ class EpisodeStore:
         except ValueError as err:
             return Outcome(Status.INVALID, stored, str(err))
         path = chunk_path(state.directory, chunk.first_step)
-        new_directory = not state.directory.exists()
+        new_directory = state.first_seq < 0  # this chunk opens the episode's directory
         write_chunk(path, chunk, durable)
         if not durable:  # sync() fsyncs the file and its directory (and a new directory's parent)
             self._unsynced += [path, state.directory] if new_directory else [path]

@@ -17,12 +17,17 @@ def alive(pid: int) -> bool:
     return True
 
 
-def test_launch_runs_learner_and_actor_and_ctrl_c_stops_them_all(tmp_path):
+def start_launch(tmp_path) -> Proc:
+    """`robot-rl launch` of one fast sim actor and a tiny learner, writing <tmp_path>/run."""
     ports = free_ports()
-    launch = Proc("launch", ["launch", "--task", "pick_cube", "--actors", "1", *TINY, "--env-kwargs", "max_episode_steps=20",
-                             "--out", str(tmp_path), "--name", "run", "--steps", "100000", "--learning-starts", "32",
-                             "--no-eval", "--threads", "1", "--actor-max-hz", "0", "--bind", f"tcp://127.0.0.1:{ports[0]}",
-                             "--weights-bind", f"tcp://127.0.0.1:{ports[1]}"], tmp_path)
+    return Proc("launch", ["launch", "--task", "pick_cube", "--actors", "1", *TINY, "--env-kwargs", "max_episode_steps=20",
+                           "--out", str(tmp_path), "--name", "run", "--steps", "100000", "--learning-starts", "32",
+                           "--no-eval", "--threads", "1", "--actor-max-hz", "0", "--bind", f"tcp://127.0.0.1:{ports[0]}",
+                           "--weights-bind", f"tcp://127.0.0.1:{ports[1]}"], tmp_path)
+
+
+def test_launch_runs_learner_and_actor_and_ctrl_c_stops_them_all(tmp_path):
+    launch = start_launch(tmp_path)
     try:
         launch.wait_for(r"\[learner\] updates \d+ .*transitions (1\d\d|[2-9]\d\d|\d{4,})/", 90)  # >= 100 stored
         pids = [int(p) for p in re.findall(r"\[launch\] started \S+ \(pid (\d+)\)", launch.text)]
@@ -46,11 +51,7 @@ def test_launch_runs_learner_and_actor_and_ctrl_c_stops_them_all(tmp_path):
 
 
 def test_children_of_a_killed_launch_stop_instead_of_running_on(tmp_path):
-    ports = free_ports()
-    launch = Proc("launch", ["launch", "--task", "pick_cube", "--actors", "1", *TINY, "--env-kwargs", "max_episode_steps=20",
-                             "--out", str(tmp_path), "--name", "run", "--steps", "100000", "--learning-starts", "32",
-                             "--no-eval", "--threads", "1", "--actor-max-hz", "0", "--bind", f"tcp://127.0.0.1:{ports[0]}",
-                             "--weights-bind", f"tcp://127.0.0.1:{ports[1]}"], tmp_path)
+    launch = start_launch(tmp_path)
     pids: list[int] = []
     try:
         launch.wait_for(r"\[learner\] updates \d+ ", 90)
