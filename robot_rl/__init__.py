@@ -19,6 +19,8 @@ try:
 except _metadata.PackageNotFoundError:  # running from a source tree without installing
     __version__ = "0.0.0+source"
 
-from robot_rl.registry import TaskEntry, make, register, tasks  # noqa: E402
+from robot_rl.registry import BackendEntry, TaskEntry, load_plugins, make, register, register_backend, tasks  # noqa: E402
 
-__all__ = ["TaskEntry", "make", "register", "tasks", "__version__"]
+load_plugins()  # the installed packages' tasks and backends, and their gymnasium ids
+
+__all__ = ["BackendEntry", "TaskEntry", "make", "register", "register_backend", "tasks", "__version__"]

@@ -22,7 +22,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from robot_rl.backend import CameraSpec
+from robot_rl.backends.base import CameraSpec
 
 
 class CameraError(RuntimeError):

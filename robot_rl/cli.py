@@ -19,14 +19,13 @@ from robot_rl.transport.auth import Keys
 
 @dataclasses.dataclass
 class Envs:
-    """List the registered tasks, their backends and gymnasium ids."""
+    """List the robot families with their backends and tasks (and gymnasium ids), and the
+    teleop devices; plugins that failed to load are named with their error."""
 
     def run(self) -> int:
-        from robot_rl.registry import tasks
+        from robot_rl.registry import listing
 
-        for name, entry in sorted(tasks().items()):
-            print(f"{name:14s} backends: {', '.join(entry.backends):10s} gym id: {entry.gym_id}")
-            print(f"{'':14s} {entry.description}")
+        print("\n".join(listing()))
         return 0
 
 

@@ -7,13 +7,15 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from robot_rl.backends.base import Backend, render_camera_names
 from robot_rl.task import Task
 
 OBS_MODES = ("state", "pixels")
 
 
 class RobotEnv(gym.Env):
-    """A gymnasium env composing one backend and one task at ``control_hz``.
+    """A gymnasium env composing one backend and one task (of the same robot family) at
+    ``control_hz`` (default: the task's).
 
     Observations:
         ``obs="state"``: a flat float32 vector; ``state_layout`` names its parts (slices).
@@ -31,16 +33,20 @@ class RobotEnv(gym.Env):
 
     def __init__(
         self,
-        backend: Any,
+        backend: Backend,
         task: Task,
         obs: str = "state",
-        control_hz: float = 10.0,
+        control_hz: float | None = None,
         render_mode: str | None = None,
         render_camera: str | None = None,
         render_size: tuple[int, int] = (256, 256),
     ) -> None:
         if obs not in OBS_MODES:
             raise ValueError(f"unknown obs mode {obs!r}; known: {list(OBS_MODES)}")
+        if getattr(backend, "family", task.family) != task.family:
+            raise ValueError(f"task {task.name!r} runs on the {task.family!r} family; this backend "
+                             f"({type(backend).__name__}) is of the {backend.family!r} family")
+        control_hz = getattr(task, "control_hz", 10.0) if control_hz is None else control_hz
         if not 0.1 <= control_hz <= 1000.0:
             raise ValueError(f"control_hz must be in [0.1, 1000], got {control_hz}")
         if render_mode not in (None, "rgb_array"):
@@ -50,8 +56,8 @@ class RobotEnv(gym.Env):
         self.render_mode = render_mode
         self.metadata = {**self.metadata, "render_fps": self.control_hz}
         spec = backend.spec
-        cameras = list(spec.cameras)
         # Any camera the backend can render (not only the observed ones); it says which exist.
+        cameras = render_camera_names(spec)
         self.render_camera = render_camera or (cameras[0] if cameras else None)
         self.render_size = render_size
         self.state_layout = self._slices(task.state_layout(spec, obs))

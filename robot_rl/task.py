@@ -1,8 +1,13 @@
 """The Task contract: what a task adds to a backend to make an env.
 
-A task is backend-agnostic: it reads the backend's typed state (``ArmState`` for arms) and
-speaks to the backend only through its Protocol, so the same task runs in MuJoCo and on the
-robot. It declares its spaces from the backend's spec alone (no device needed).
+A task is backend-agnostic: it names the robot *family* it runs on, reads that family's typed
+state (``ArmState`` for arms, ...) and speaks to the backend only through the family's Protocol,
+so the same task runs in MuJoCo and on the robot. It declares its spaces from the backend's spec
+alone (no device needed).
+
+Each family has a base class (``tasks/arm/base.py``: ``ArmTask``) that holds the default action
+mapping (``action_space``, ``action_to_command``, ``command_to_action``), so a task itself is
+reset / observe / reward / success / terminated / expert.
 """
 
 from __future__ import annotations
@@ -12,8 +17,6 @@ from typing import Any, Mapping, Protocol, runtime_checkable
 import gymnasium as gym
 import numpy as np
 
-from robot_rl.backend import ObjectSpec
-
 
 @runtime_checkable
 class Task(Protocol):
@@ -21,13 +24,15 @@ class Task(Protocol):
 
     Attributes:
         name: registry name of the task.
+        family: the robot family it runs on; any backend of that family works.
         max_episode_steps: the time limit; reaching it truncates (never terminates) an episode.
-        objects: scene objects the task needs (simulators add them; on a robot they are real).
+        control_hz: the control rate the task is designed for (the env's default).
     """
 
     name: str
+    family: str
     max_episode_steps: int
-    objects: tuple[ObjectSpec, ...]
+    control_hz: float
 
     def state_layout(self, spec: Any, obs_mode: str) -> Mapping[str, int]:
         """Named parts of the flat ``state`` vector, in order, with their sizes."""

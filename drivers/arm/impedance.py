@@ -26,6 +26,8 @@ import dataclasses
 
 import numpy as np
 
+from drivers.arm import panda
+
 #: Gains inside these ranges are covered by the stability tests (tests/drivers/test_impedance.py).
 STIFFNESS_POS_RANGE_N_M = (100.0, 3000.0)
 STIFFNESS_ROT_RANGE_NM_RAD = (10.0, 150.0)
@@ -60,8 +62,8 @@ class ImpedanceConfig:
     nullspace_stiffness_nm_rad: float = 10.0
     clip_pos_m: tuple[float, float, float] = (0.02, 0.02, 0.02)
     clip_rot_rad: tuple[float, float, float] = (0.1, 0.1, 0.1)
-    max_torque_rate_nm_s: float = 1000.0
-    torque_limits_nm: tuple[float, ...] = (87.0, 87.0, 87.0, 87.0, 12.0, 12.0, 12.0)
+    max_torque_rate_nm_s: float = panda.MAX_TORQUE_RATE_NM_S
+    torque_limits_nm: tuple[float, ...] = panda.TORQUE_LIMITS_NM
     target_filter_s: float = 0.01
     gain_filter_s: float = 0.1
     nullspace_damping_lambda: float = 0.01

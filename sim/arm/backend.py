@@ -1,4 +1,4 @@
-"""MuJoCo implementation of the :class:`~robot_rl.backend.ArmBackend` contract.
+"""MuJoCo implementation of the :class:`~robot_rl.backends.arm.ArmBackend` contract.
 
 The arm is torque-controlled: every physics step (500 Hz by default) runs the very
 :class:`~drivers.arm.impedance.CartesianImpedanceController` a torque-controlled real arm runs,
@@ -15,15 +15,14 @@ import pathlib
 import mujoco
 import numpy as np
 
+from drivers.arm import panda
 from drivers.arm.impedance import CartesianImpedanceController, ImpedanceConfig
-from robot_rl.backend import ArmSpec, ArmState, ArmTarget, CameraSpec, ObjectSpec, clip_target
+from robot_rl.backends.arm import ArmSpec, ArmState, ArmTarget, ObjectSpec, clip_target
+from robot_rl.backends.base import CameraSpec, ConnectOnEnter
 
 ASSET = pathlib.Path(__file__).parent / "assets" / "arm7.xml"
 ARM_JOINTS = tuple(f"joint{i}" for i in range(1, 8))
-#: The Panda "ready" pose: TCP 0.307 m in front of the base, 0.487 m up, pointing down.
-HOME_JOINT_POS_RAD = (0.0, -np.pi / 4, 0.0, -3 * np.pi / 4, 0.0, np.pi / 2, np.pi / 4)
 CAMERAS = ("front", "wrist")
-GRIPPER_MAX_WIDTH_M = 0.08
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,11 +93,14 @@ def _add_contact_pairs(spec: mujoco.MjSpec, objects: tuple[ObjectSpec, ...]) -> 
                 spec.add_pair(geomname1=obj.name, geomname2=other.name, condim=3, friction=[obj.friction, obj.friction, 0.005, 0.0001, 0.0001])
 
 
-class MujocoArm:
-    """Simulated torque-controlled 7-DoF arm with a parallel gripper.
+class MujocoArm(ConnectOnEnter):
+    """Simulated torque-controlled 7-DoF arm with a parallel gripper (Panda kinematics and limits,
+    :mod:`drivers.arm.panda`).
 
     Nothing happens in ``__init__``; ``connect()`` compiles the model. Use as a context manager.
     """
+
+    family = "arm"
 
     def __init__(self, config: MujocoArmConfig | None = None, objects: tuple[ObjectSpec, ...] = ()) -> None:
         self.config = config or MujocoArmConfig()
@@ -108,16 +110,15 @@ class MujocoArm:
             raise ValueError(f"object names must be unique, got {names}")
         self._spec = ArmSpec(
             dof=7,
-            joint_limits_rad=np.array(
-                [[-2.8973, 2.8973], [-1.7628, 1.7628], [-2.8973, 2.8973], [-3.0718, -0.0698],
-                 [-2.8973, 2.8973], [-0.0175, 3.7525], [-2.8973, 2.8973]]
-            ),
+            joint_limits_rad=np.array(panda.JOINT_LIMITS_RAD),
             workspace_low_m=np.asarray(self.config.workspace_low_m, dtype=np.float64),
             workspace_high_m=np.asarray(self.config.workspace_high_m, dtype=np.float64),
-            gripper_max_width_m=GRIPPER_MAX_WIDTH_M,
+            gripper_max_width_m=panda.GRIPPER_MAX_WIDTH_M,
             cameras={c: CameraSpec(c, self.config.image_height, self.config.image_width) for c in self.config.cameras},
             max_step_m=self.config.max_step_m,
             max_step_rad=self.config.max_step_rad,
+            home_joint_pos_rad=np.array(panda.READY_JOINT_POS_RAD),
+            render_cameras=CAMERAS,
         )
         self.model: mujoco.MjModel | None = None
         self.data: mujoco.MjData | None = None
@@ -144,13 +145,6 @@ class MujocoArm:
             renderer.close()
         self._renderers.clear()
         self.model = self.data = None
-
-    def __enter__(self) -> "MujocoArm":
-        self.connect()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def _bind(self) -> None:
         """Look up ids and make the views the 500 Hz loop reads (no allocation per tick)."""
@@ -243,6 +237,13 @@ class MujocoArm:
         self.data.ctrl[self._gripper_act] = executed.gripper_width_m / 2.0
         return executed
 
+    def stop(self) -> None:
+        """Hold the current TCP pose: the controller's target becomes the measured pose (the
+        gripper keeps its command, so a held object stays held)."""
+        self._require()
+        state = self.read_state()
+        self.controller.set_target(state.tcp_pos_m, state.tcp_quat_wxyz)
+
     def sync(self, period_s: float) -> None:
         """Advance physics by ``period_s``, running the impedance controller every step."""
         m, d = self._require()
@@ -263,7 +264,7 @@ class MujocoArm:
         m, d = self._require()
         mujoco.mj_resetData(m, d)
         d.qpos[:7] = joint_pos_rad
-        width = GRIPPER_MAX_WIDTH_M if target is None else target.gripper_width_m
+        width = panda.GRIPPER_MAX_WIDTH_M if target is None else target.gripper_width_m
         d.qpos[self._fingers] = width / 2.0
         d.ctrl[self._gripper_act] = width / 2.0
         for obj in self.objects:
@@ -334,3 +335,13 @@ class MujocoArm:
                 ) from err
         renderer.update_scene(d, camera=camera)
         return renderer.render()
+
+
+def make_backend(task, obs: str, **options) -> MujocoArm:
+    """Registry entry point: the sim arm for ``task`` (its scene objects added). Options are
+    :class:`MujocoArmConfig` fields; with ``obs="state"`` no camera is rendered per step unless
+    ``cameras`` is given (``render()`` still films any camera)."""
+    config = MujocoArmConfig(**options)
+    if obs == "state" and "cameras" not in options:
+        config = dataclasses.replace(config, cameras=())
+    return MujocoArm(config, objects=tuple(getattr(task, "objects", ())))

@@ -24,9 +24,10 @@ from drivers.arm.impedance import (
     CartesianImpedanceController,
     ImpedanceConfig,
 )
-from robot_rl.backend import ArmTarget, ObjectSpec
+from drivers.arm.panda import READY_JOINT_POS_RAD as HOME_JOINT_POS_RAD
+from robot_rl.backends.arm import ArmTarget, ObjectSpec
 from robot_rl.geometry import quat_conj, quat_from_axis_angle, quat_mul, quat_to_axis_angle
-from sim.arm.backend import HOME_JOINT_POS_RAD, MujocoArm, MujocoArmConfig
+from sim.arm.backend import MujocoArm, MujocoArmConfig
 
 PHYSICS_DT_S = 0.002
 #: Top of the fixed block used as a rigid obstacle; the block spans x 0.2..0.8, y -0.3..0.3,

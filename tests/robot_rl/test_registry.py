@@ -1,10 +1,16 @@
 """make(), the gymnasium registration and their errors."""
 
+import os
+import subprocess
+import sys
+import textwrap
+
 import numpy as np
 import pytest
 
 import robot_rl
-from robot_rl.registry import TaskEntry, lookup, split_overrides
+from robot_rl import registry
+from robot_rl.registry import BackendEntry, TaskEntry, lookup, split_overrides
 
 
 def test_unknown_task_lists_the_known_ones():
@@ -13,7 +19,7 @@ def test_unknown_task_lists_the_known_ones():
 
 
 def test_unknown_backend_lists_the_known_ones():
-    with pytest.raises(ValueError, match=r"no backend 'franka'; known backends: \['sim'\]"):
+    with pytest.raises(ValueError, match=r"\(arm family\) has no backend 'franka'; known backends: \['sim'\]"):
         robot_rl.make("pick_cube", backend="franka")
 
 
@@ -58,10 +64,64 @@ def test_step_before_reset_and_wrong_actions_raise_clearly():
 
 
 def test_register_a_third_party_task():
-    robot_rl.register(TaskEntry("pick_cube_dense", "tasks.pick_cube:make_env", ("sim",), "pick_cube, dense reward"))
+    robot_rl.register(TaskEntry("pick_cube_dense", "arm", "tasks.arm.pick_cube:make_task", "pick_cube, dense reward",
+                                config="tasks.arm.pick_cube:PickCubeConfig"))
     assert lookup("pick_cube_dense").gym_id == "robot_rl/PickCubeDense-v0"
     env = robot_rl.make("pick_cube_dense", dense_reward=True)
+    assert env.unwrapped.task.config.dense_reward
     env.close()
+
+
+def test_the_installed_entry_points_register_the_arm_family():
+    assert robot_rl.tasks()["pick_cube"].family == "arm"
+    assert ("arm", "sim") in registry.backends("arm")
+    assert "arm" in registry.families()
+    assert registry.plugin_errors() == []
+
+
+def test_a_backend_of_another_family_is_refused():
+    robot_rl.register_backend(BackendEntry("sim", "boat", "sim.arm.backend:make_backend", "a boat"))
+    with pytest.raises(ValueError, match=r"\(arm family\) has no backend 'sim2'"):
+        robot_rl.make("pick_cube", backend="sim2")
+    # the arm's own "sim" backend is still the one pick_cube gets
+    env = robot_rl.make("pick_cube")
+    assert type(env.unwrapped.backend).__module__ == "sim.arm.backend"
+    env.close()
+
+
+def test_an_outside_package_adds_a_family_through_entry_points(tmp_path):
+    """A package installed beside robot_rl (here: a dist-info with entry points on sys.path) adds a
+    task and a backend of its own family; robot_rl's code is not edited. A broken one is reported."""
+    pkg = tmp_path / "boatpkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text(textwrap.dedent('''
+        from robot_rl.registry import BackendEntry, TaskEntry
+        TASKS = TaskEntry("row_boat", "boat", "boatpkg:make_task", "row a boat across a pond")
+        BACKENDS = [BackendEntry("pond", "boat", "boatpkg:make_backend", "a simulated pond")]
+    '''))
+    dist = tmp_path / "boatpkg-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: boatpkg\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(
+        "[robot_rl.tasks]\nboat = boatpkg:TASKS\nbroken = boatpkg.missing:TASKS\n\n[robot_rl.backends]\npond = boatpkg:BACKENDS\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
+    out = subprocess.run([sys.executable, "-m", "robot_rl.cli", "envs"], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "boat family" in out.stdout and "backend pond" in out.stdout and "task    row_boat" in out.stdout
+    assert "arm family" in out.stdout  # ours are still there
+    assert "entry point 'broken' (boatpkg.missing:TASKS) of boatpkg failed to load: ModuleNotFoundError" in out.stdout
+
+
+def test_plugins_from_the_environment_variable(monkeypatch):
+    monkeypatch.setenv(registry.PLUGINS_ENV, "tasks.arm:TASKS, nowhere.at_all:TASKS")
+    try:
+        errors = registry.load_plugins(reload=True)
+        assert any("nowhere.at_all:TASKS" in e and "ModuleNotFoundError" in e for e in errors)
+        with pytest.raises(ValueError, match="plugin\\(s\\) failed to load"):
+            robot_rl.make("no_such_task")
+    finally:
+        monkeypatch.delenv(registry.PLUGINS_ENV)
+        registry.load_plugins(reload=True)
 
 
 def test_split_overrides_routes_by_field_name():

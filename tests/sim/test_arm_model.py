@@ -13,9 +13,12 @@ import mujoco
 import numpy as np
 import pytest
 
+from drivers.arm import panda
 from drivers.arm.impedance import ImpedanceConfig
-from robot_rl.backend import ArmState, ArmTarget, ObjectSpec
-from sim.arm.backend import ARM_JOINTS, GRIPPER_MAX_WIDTH_M, HOME_JOINT_POS_RAD, MujocoArm, MujocoArmConfig
+from drivers.arm.panda import GRIPPER_MAX_WIDTH_M
+from drivers.arm.panda import READY_JOINT_POS_RAD as HOME_JOINT_POS_RAD
+from robot_rl.backends.arm import ArmState, ArmTarget, ObjectSpec
+from sim.arm.backend import ARM_JOINTS, MujocoArm, MujocoArmConfig
 
 # Franka Panda datasheet / published modified-DH parameters (Craig convention).
 DH_A_M = (0.0, 0.0, 0.0, 0.0825, -0.0825, 0.0, 0.088)
@@ -107,7 +110,9 @@ def test_home_pose_puts_the_tcp_in_front_pointing_down() -> None:
 # --------------------------------------------------------------------------- limits and mass
 def test_joint_limits_match_the_datasheet_and_the_spec() -> None:
     arm = MujocoArm(MujocoArmConfig(cameras=()))
+    np.testing.assert_array_equal(panda.JOINT_LIMITS_RAD, PANDA_JOINT_LIMITS_RAD)
     np.testing.assert_array_equal(arm.spec.joint_limits_rad, PANDA_JOINT_LIMITS_RAD)
+    np.testing.assert_array_equal(arm.spec.home_joint_pos_rad, HOME_JOINT_POS_RAD)
     with arm:
         m = arm.model
         ids = [m.joint(name).id for name in ARM_JOINTS]
@@ -261,3 +266,19 @@ def test_resetting_the_same_arm_replays_bit_identically() -> None:
         drive(arm, np.array(HOME_JOINT_POS_RAD) + 0.2, offsets[::-1])  # something else in between
         second = drive(arm, np.array(HOME_JOINT_POS_RAD), offsets)
     assert_identical(first, second)
+
+
+def test_stop_holds_the_current_pose() -> None:
+    """stop() = the safe state now: the arm stops where it is, whatever it was commanded before."""
+    with MujocoArm(MujocoArmConfig(cameras=())) as arm:
+        state = arm.reset(np.array(HOME_JOINT_POS_RAD))
+        far = ArmTarget(state.tcp_pos_m + np.array([0.05, 0.05, -0.05]), state.tcp_quat_wxyz, 0.08)
+        arm.command(far)
+        arm.sync(0.05)  # moving toward the target
+        arm.stop()
+        stopped = arm.read_state().tcp_pos_m
+        arm.sync(1.0)
+        after = arm.read_state()
+        assert np.linalg.norm(after.tcp_pos_m - stopped) < 0.01, "the arm kept moving after stop()"
+        assert np.linalg.norm(after.tcp_linvel_m_s) < 0.01
+        assert np.linalg.norm(after.tcp_pos_m - far.tcp_pos_m) > 0.03  # it did not go on to the old target

@@ -4,11 +4,12 @@ import numpy as np
 import pytest
 
 import robot_rl
-from robot_rl.backend import ArmSpec, ArmState, CameraSpec
-from tasks.arm_actions import TOP_DOWN_QUAT_WXYZ, EndEffectorDeltaActions
+from drivers.arm import panda
+from robot_rl.backends.arm import ArmSpec, ArmState, CameraSpec
+from tasks.arm.actions import TOP_DOWN_QUAT_WXYZ, EndEffectorDeltaActions
 
 SPEC = ArmSpec(
-    dof=7, joint_limits_rad=np.zeros((7, 2)), workspace_low_m=np.full(3, -1.0), workspace_high_m=np.full(3, 1.0),
+    dof=7, joint_limits_rad=panda.JOINT_LIMITS_RAD, workspace_low_m=np.full(3, -1.0), workspace_high_m=np.full(3, 1.0),
     gripper_max_width_m=0.08, cameras={"front": CameraSpec("front", 8, 8)},
 )
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import robot_rl
-from tasks.pick_cube import PickCube, PickCubeConfig
+from tasks.arm.pick_cube import PickCube, PickCubeConfig
 
 
 def run_expert(env, seed):

@@ -1,9 +1,10 @@
-"""Backend contracts: what a robot (simulated or real) reads, accepts and declares.
+"""The arm family's contract: a 6/7-DoF arm with a parallel gripper, simulated or real.
 
-A backend is a thin adapter behind a Protocol. It can say what it observes and accepts
-(:class:`ArmSpec`) while no device is connected, it is opened explicitly (``connect()`` or a
-``with`` block) and closed always, and its ``command()`` returns what was really sent after the
-safety limits, so the data we store is what the robot executed.
+The generic part (spec known without a device, connect/close, ``command()`` returning what was
+really sent, ``stop()``) is :class:`robot_rl.backends.base.Backend`; this module adds what an arm
+reads (:class:`ArmState`), accepts (:class:`ArmTarget`) and declares (:class:`ArmSpec`), the
+safety limits every arm backend applies (:func:`clip_target`) and what a simulator can place
+(:class:`ObjectSpec`, :class:`SceneControl`).
 
 Conventions for every quantity below:
 
@@ -19,26 +20,10 @@ from typing import Mapping, Protocol, runtime_checkable
 
 import numpy as np
 
+from robot_rl.backends.base import CameraSpec
 from robot_rl.geometry import limit_rotation
 
-
-@dataclasses.dataclass(frozen=True)
-class CameraSpec:
-    """One camera's image structure: ``uint8`` frames of shape ``(height, width, 3)``, RGB."""
-
-    name: str
-    height: int
-    width: int
-
-    def __post_init__(self) -> None:
-        if self.height <= 0 or self.width <= 0:
-            raise ValueError(f"camera {self.name!r}: size must be positive, got {self.height}x{self.width}")
-        if self.name == "state":
-            raise ValueError("a camera may not be called 'state': that key holds the proprioceptive vector")
-
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        return (self.height, self.width, 3)
+FAMILY = "arm"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,6 +40,8 @@ class ArmSpec:
         max_step_m: the largest TCP translation one command may ask for, relative to the current
             TCP position (targets further away are clipped toward it).
         max_step_rad: the largest TCP rotation one command may ask for.
+        home_joint_pos_rad: ``(dof,)`` the arm's ready pose: resets start there.
+        render_cameras: every camera ``render()`` can produce (empty: the observed ``cameras``).
     """
 
     dof: int
@@ -65,6 +52,18 @@ class ArmSpec:
     cameras: Mapping[str, CameraSpec]
     max_step_m: float = 0.05
     max_step_rad: float = 0.3
+    home_joint_pos_rad: np.ndarray | None = None
+    render_cameras: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        limits = np.asarray(self.joint_limits_rad, dtype=np.float64)
+        if limits.shape != (self.dof, 2) or np.any(limits[:, 0] >= limits[:, 1]):
+            raise ValueError(f"joint_limits_rad must be ({self.dof}, 2) lower < upper, got {limits.tolist()}")
+        if self.home_joint_pos_rad is not None:
+            home = np.asarray(self.home_joint_pos_rad, dtype=np.float64)
+            if home.shape != (self.dof,) or np.any(home < limits[:, 0]) or np.any(home > limits[:, 1]):
+                raise ValueError(f"home_joint_pos_rad must be {self.dof} joint positions inside joint_limits_rad, "
+                                 f"got {home.tolist()}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,13 +135,16 @@ class ObjectSpec:
 
 @runtime_checkable
 class ArmBackend(Protocol):
-    """A 7-DoF-class arm with a parallel gripper, simulated or real.
+    """A 7-DoF-class arm with a parallel gripper, simulated or real (``family == "arm"``).
 
     ``spec`` is available before ``connect()``. ``command()`` applies the backend's safety limits
-    (workspace box, per-command step limit, gripper range) and returns the target it really sent.
-    ``sync(period_s)`` ends one control period: a simulator advances physics by ``period_s``, a
-    real robot waits until ``period_s`` has passed since the previous ``sync``.
+    (workspace box, per-command step limit, gripper range: :func:`clip_target`) and returns the
+    target it really sent. ``sync(period_s)`` ends one control period: a simulator advances
+    physics by ``period_s``, a real robot waits until ``period_s`` has passed since the previous
+    ``sync``. ``stop()`` holds the current pose (zero motion, gripper as it is).
     """
+
+    family: str
 
     @property
     def spec(self) -> ArmSpec: ...
@@ -163,6 +165,10 @@ class ArmBackend(Protocol):
     def command(self, target: ArmTarget) -> ArmTarget: ...
 
     def sync(self, period_s: float) -> None: ...
+
+    def stop(self) -> None:
+        """Hold the current TCP pose now; the next ``command()`` moves again."""
+        ...
 
     def reset(self, joint_pos_rad: np.ndarray, target: ArmTarget | None = None) -> ArmState:
         """Move to a joint configuration (then, if given, settle at ``target``); return the state."""

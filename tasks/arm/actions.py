@@ -14,7 +14,7 @@ import dataclasses
 import gymnasium as gym
 import numpy as np
 
-from robot_rl.backend import ArmSpec, ArmState, ArmTarget
+from robot_rl.backends.arm import ArmSpec, ArmState, ArmTarget
 from robot_rl.geometry import quat_conj, quat_from_axis_angle, quat_mul, quat_normalize, quat_to_axis_angle
 
 #: TCP pointing straight down (z of the TCP along -z of the base), fingers closing along base y.

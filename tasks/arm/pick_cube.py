@@ -9,14 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 
-import gymnasium as gym
 import numpy as np
 
-from robot_rl.backend import ArmBackend, ArmSpec, ArmState, ArmTarget, ObjectSpec, SceneControl
-from tasks.arm_actions import TOP_DOWN_QUAT_WXYZ, EndEffectorDeltaActions
-
-#: The Panda "ready" joint pose; resets start here and settle at a random TCP target.
-READY_JOINT_POS_RAD = np.array([0.0, -np.pi / 4, 0.0, -3 * np.pi / 4, 0.0, np.pi / 2, np.pi / 4])
+from robot_rl.backends.arm import ArmBackend, ArmSpec, ArmState, ArmTarget, ObjectSpec, SceneControl
+from tasks.arm.actions import TOP_DOWN_QUAT_WXYZ, EndEffectorDeltaActions
+from tasks.arm.base import ArmTask
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,11 +57,13 @@ class PickCubeConfig:
             raise ValueError(f"lift_height_m must be positive, got {self.lift_height_m}")
 
 
-class PickCube:
-    """Backend-agnostic pick-cube task for an :class:`ArmBackend`.
+class PickCube(ArmTask):
+    """Backend-agnostic pick-cube task for any :class:`ArmBackend`.
 
     The state observation holds the cube's pose, which only a simulator (or an external tracker)
     knows; the ``pixels`` observation holds proprioception only and lets the images show the cube.
+    Resets start at the arm's ready pose (``spec.home_joint_pos_rad``) and settle at a random TCP
+    target.
     """
 
     name = "pick_cube"
@@ -72,6 +71,7 @@ class PickCube:
     def __init__(self, config: PickCubeConfig | None = None) -> None:
         self.config = config or PickCubeConfig()
         self.max_episode_steps = self.config.max_episode_steps
+        self.actions = self.config.actions
         half = self.config.cube_half_size_m
         self.objects = (ObjectSpec("cube", (half, half, half), mass_kg=self.config.cube_mass_kg),)
 
@@ -81,15 +81,6 @@ class PickCube:
         if obs_mode == "state":
             layout.update({"cube_pos_m": 3, "cube_minus_tcp_m": 3})
         return layout
-
-    def action_space(self, spec: ArmSpec) -> gym.spaces.Box:
-        return self.config.actions.space()
-
-    def action_to_command(self, action: np.ndarray, state: ArmState, spec: ArmSpec) -> ArmTarget:
-        return self.config.actions.to_target(action, state, spec)
-
-    def command_to_action(self, command: ArmTarget, state: ArmState, spec: ArmSpec) -> np.ndarray:
-        return self.config.actions.to_action(command, state, spec)
 
     # ------------------------------------------------------------------ episode
     def reset(self, backend: ArmBackend, rng: np.random.Generator) -> ArmState:
@@ -101,7 +92,9 @@ class PickCube:
         )
         xy = rng.uniform(cfg.cube_low_m, cfg.cube_high_m)
         yaw = rng.uniform(-cfg.cube_max_yaw_rad, cfg.cube_max_yaw_rad)
-        state = backend.reset(READY_JOINT_POS_RAD, start)
+        if backend.spec.home_joint_pos_rad is None:
+            raise ValueError(f"pick_cube resets from the arm's ready pose; {type(backend).__name__}'s spec has no home_joint_pos_rad")
+        state = backend.reset(np.asarray(backend.spec.home_joint_pos_rad, dtype=np.float64), start)
         if isinstance(backend, SceneControl):  # on a robot, the person places the cube
             quat = np.array([np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)])
             backend.set_object_pose("cube", np.array([xy[0], xy[1], cfg.cube_half_size_m]), quat)
@@ -173,24 +166,6 @@ class PickCube:
         return action
 
 
-ENV_OPTIONS = ("control_hz", "render_mode", "render_camera", "render_size")
-
-
-def make_env(backend: str = "sim", obs: str = "state", **overrides):
-    """Registry entry point: pick_cube on the named backend. Overrides go to the task config,
-    the backend config or the env (``control_hz``...) by field name."""
-    from robot_rl.env import RobotEnv
-    from robot_rl.registry import split_overrides
-
-    if backend != "sim":
-        raise ValueError(f"pick_cube has no backend {backend!r}; known backends: ['sim']")
-    from sim.arm.backend import MujocoArm, MujocoArmConfig
-
-    routed = split_overrides(overrides, task=PickCubeConfig, backend=MujocoArmConfig, env=ENV_OPTIONS)
-    task = PickCube(PickCubeConfig(**routed["task"]))
-    arm_config = MujocoArmConfig(**routed["backend"])
-    if obs == "state" and "cameras" not in routed["backend"]:
-        arm_config = dataclasses.replace(arm_config, cameras=())  # nothing rendered per step
-    arm = MujocoArm(arm_config, objects=task.objects)
-    env_options = {"render_camera": "front", **routed["env"]}
-    return RobotEnv(arm, task, obs=obs, **env_options)
+def make_task(**options) -> PickCube:
+    """Registry entry point: options are :class:`PickCubeConfig` fields."""
+    return PickCube(PickCubeConfig(**options))
