@@ -44,10 +44,12 @@ def follow_links(slots: np.ndarray, links: Links) -> np.ndarray:
 
 
 def n_step_transitions(index: np.ndarray, n: int, discount: float, reward: np.ndarray, terminated: np.ndarray,
-                       valid: np.ndarray, links: Links | None = None) -> NStep:
+                       valid: np.ndarray, links: Links | None = None, successor: np.ndarray | None = None) -> NStep:
     """n-step returns for the valid slots ``index`` of a ring of ``len(valid)`` slots.
 
     ``links``: continue walks across linked segment ends (None: stop at every segment end).
+    ``successor``: the slot each valid slot's transition leads to (None: the next slot of the
+    ring, as when one episode is written at a time; interleaved episodes record theirs).
     """
     if n < 1:
         raise ValueError(f"n_step must be >= 1, got {n}")
@@ -63,7 +65,10 @@ def n_step_transitions(index: np.ndarray, n: int, discount: float, reward: np.nd
         scale[walking] *= discount
         step_term = walking & terminated[current]
         term |= step_term
-        current[walking] = (current[walking] + 1) % capacity
+        if successor is None:
+            current[walking] = (current[walking] + 1) % capacity
+        else:
+            current[walking] = successor[current[walking]]
         # Continue only while the next slot still has a transition of the same episode.
         stopped = walking & ~valid[current]
         if links is not None and step < n - 1:

@@ -12,6 +12,12 @@ boundary or the ring's write position (the successor of slot ``capacity - 1`` is
 An episode added in segments (``add_segment``, e.g. the chunks actors send) stays one episode for
 n-step sampling: each segment's end is linked to the next segment (:mod:`robot_rl.data.segments`).
 
+Several episodes can be open at once, one per *lane* (the sub-envs of a vector env:
+``start_episode(obs, lane)``, ``add_batch``): their steps interleave in the ring, so each slot
+also records its successor slot (``_succ``; ``i + 1`` when one episode is written alone) and
+transitions and n-step walks follow it. A slot is always written before its successor, so the
+rule above (writing a slot kills its outgoing transition) still keeps every valid transition whole.
+
 ``terminated`` is stored per transition; a truncated step is stored as an ordinary transition
 (``terminated`` 0.0, it bootstraps from the real ``next_obs``) that ends the episode.
 """
@@ -26,8 +32,9 @@ import numpy as np
 from robot_rl.data.episodes import Episode
 from robot_rl.data.memory import announce_memory, available_memory_bytes  # noqa: F401  (available_memory_bytes: re-exported)
 from robot_rl.data.nstep import n_step_transitions
+from robot_rl.data.replay_checks import check_episode, check_obs, check_out, check_step, check_steps
 from robot_rl.data.segments import SegmentEnd, SegmentLinks
-from robot_rl.data.schema import STATE, Batch, ObsSpec
+from robot_rl.data.schema import Batch, ObsSpec
 
 logger = logging.getLogger(__name__)
 
@@ -41,8 +48,9 @@ _MIN_ACCEPTANCE = 0.25
 class ReplayBuffer:
     """Uniform replay over the valid transitions of a fixed number of observation slots.
 
-    Feed it online with ``start_episode(obs)`` then ``add(...)`` per step, or with whole
-    episodes from the episode store (``add_episode``). ``sample`` returns a numpy
+    Feed it online with ``start_episode(obs)`` then ``add(...)`` per step (``add_batch`` for the
+    N sub-envs of a vector env, one lane each), or with whole episodes from the episode store
+    (``add_episode``). ``sample`` returns a numpy
     :class:`~robot_rl.data.schema.Batch` drawn with the buffer's own seeded generator.
     """
 
@@ -60,25 +68,26 @@ class ReplayBuffer:
         self._reward = np.empty(self.capacity, np.float32)
         self._terminated = np.empty(self.capacity, np.bool_)
         self._valid = np.zeros(self.capacity, np.bool_)
+        self._succ = np.zeros(self.capacity, np.int64)  # the slot each transition leads to
         self._links = SegmentLinks(self.capacity)  # write serials and segment links, per slot
         self._rng = np.random.default_rng(seed)
         self._next = 0  # the slot the next observation is written to
         self._filled = 0  # slots 0.._filled-1 hold an observation
         self._count = 0  # number of valid transitions
         self._added = 0  # transitions added since construction (never decreases)
-        self._episode_slot: int | None = None  # slot of the open episode's latest observation
+        self._open: dict[int, int] = {}  # lane -> slot of its open episode's latest observation
 
     @staticmethod
     def bytes_needed(obs_spec: ObsSpec, action_dim: int, capacity: int) -> int:
         """Bytes of all preallocated arrays: observations once, action, reward, two flags, segment links."""
         obs = sum(int(np.prod(shape)) * dtype.itemsize for shape, dtype in obs_spec.shapes().values())
-        per_slot = obs + 4 * int(action_dim) + 4 + 1 + 1 + SegmentLinks.BYTES_PER_SLOT
+        per_slot = obs + 4 * int(action_dim) + 4 + 1 + 1 + 8 + SegmentLinks.BYTES_PER_SLOT
         return per_slot * int(capacity)
 
     @property
     def nbytes(self) -> int:
         """Bytes actually allocated (equals :meth:`bytes_needed`)."""
-        arrays = [*self._obs.values(), self._action, self._reward, self._terminated, self._valid]
+        arrays = [*self._obs.values(), self._action, self._reward, self._terminated, self._valid, self._succ]
         return sum(array.nbytes for array in arrays) + self._links.nbytes
 
     def __len__(self) -> int:
@@ -90,25 +99,54 @@ class ReplayBuffer:
         return self._added
 
     # ------------------------------------------------------------------ writing
-    def start_episode(self, obs: Mapping[str, np.ndarray]) -> None:
-        """Store the first observation of a new episode (ends any episode in progress)."""
-        obs = self._check_obs(obs, "obs")
-        self._episode_slot = self._write_obs(obs)
+    def start_episode(self, obs: Mapping[str, np.ndarray], lane: int = 0) -> None:
+        """Store the first observation of a new episode in ``lane`` (ends the lane's episode in progress)."""
+        obs = check_obs(self.name, self._shapes, obs, "obs")
+        self._open[int(lane)] = self._write_obs(obs)
 
     def add(self, action: Any, reward: float, terminated: bool, truncated: bool,
-            next_obs: Mapping[str, np.ndarray]) -> None:
-        """Store ``next_obs`` in the next slot; the step from the previous slot becomes sampleable."""
-        if self._episode_slot is None:
-            raise ValueError(f"replay {self.name!r}: no episode in progress; call start_episode(obs) first "
+            next_obs: Mapping[str, np.ndarray], lane: int = 0) -> None:
+        """Store ``next_obs`` in the next slot; the step from the lane's previous slot becomes sampleable."""
+        if lane not in self._open:
+            raise ValueError(f"replay {self.name!r}: no episode in progress (lane {lane}); call start_episode(obs) first "
                              "(an episode ends at terminated/truncated, or when add_episode is called)")
-        action, reward = self._check_step(action, reward)
-        next_obs = self._check_obs(next_obs, "next_obs")
-        prev = self._episode_slot
+        action, reward = check_step(self.name, self.action_dim, action, reward)
+        next_obs = check_obs(self.name, self._shapes, next_obs, "next_obs")
+        prev = self._open[lane]
         slot = self._write_obs(next_obs)
         self._action[prev], self._reward[prev], self._terminated[prev] = action, reward, bool(terminated)
+        self._succ[prev] = slot
         self._set_valid(prev, True)
         self._added += 1
-        self._episode_slot = None if (terminated or truncated) else slot
+        if terminated or truncated:
+            del self._open[lane]
+        else:
+            self._open[lane] = slot
+
+    def add_batch(self, actions: Any, rewards: Any, terminated: Any, truncated: Any, next_obs: Mapping[str, np.ndarray]) -> None:
+        """One step of N parallel episodes (lanes ``0..N-1``, each started with ``start_episode``):
+        ``actions (N, A)``, ``rewards``, ``terminated``, ``truncated`` ``(N,)`` and ``next_obs`` with
+        a leading ``N`` axis. A lane whose episode ended needs ``start_episode(obs, lane)`` again."""
+        actions, rewards, terminated, truncated = check_steps(self.name, self.action_dim, actions, rewards, terminated, truncated)
+        n = len(rewards)
+        missing = [lane for lane in range(n) if lane not in self._open]
+        if missing:
+            raise ValueError(f"replay {self.name!r}: lanes {missing} have no episode in progress; call start_episode(obs, lane) first")
+        next_obs = check_obs(self.name, self._shapes, next_obs, "next_obs", batch=n)
+        prev = np.array([self._open[lane] for lane in range(n)], np.int64)
+        slots = (self._next + np.arange(n)) % self.capacity
+        if np.intersect1d(prev, slots).size:
+            raise ValueError(f"replay {self.name!r}: capacity {self.capacity} is too small for {n} parallel episodes")
+        self._write_obs_batch(next_obs, slots)
+        self._action[prev], self._reward[prev], self._terminated[prev], self._succ[prev] = actions, rewards, terminated, slots
+        self._count += int(np.count_nonzero(~self._valid[prev]))
+        self._valid[prev] = True
+        self._added += n
+        for lane, slot, done in zip(range(n), slots.tolist(), (terminated | truncated).tolist()):
+            if done:
+                del self._open[lane]
+            else:
+                self._open[lane] = slot
 
     def add_episode(self, episode: Episode) -> int:
         """Add every transition of an on-disk episode; returns how many were added.
@@ -129,7 +167,7 @@ class ReplayBuffer:
         steps). n-step walks then go on into this segment, unless ``after``'s slot was overwritten
         since or this segment's first observation did not fit (longer than the buffer).
         """
-        observations = self._check_episode(episode)
+        observations = check_episode(self.name, self._shapes, self.action_dim, episode)
         self._links.check(after)
         steps = len(episode.actions)
         keep = min(steps + 1, self.capacity)  # observations that fit
@@ -141,12 +179,13 @@ class ReplayBuffer:
         self._action[moves] = episode.actions[first:]
         self._reward[moves] = episode.rewards[first:]
         self._terminated[moves] = episode.terminated[first:]
+        self._succ[moves] = slots[1:]
         self._valid[moves] = True
         self._valid[slots[-1]] = False
         self._links.wrote_run(slots)
         self._advance(keep)
         self._count = int(np.count_nonzero(self._valid))
-        self._episode_slot = None
+        self._open.clear()
         self._added += keep - 1
         if after is not None and first == 0:
             self._links.link(after, int(slots[0]))
@@ -162,6 +201,15 @@ class ReplayBuffer:
         self._advance(1)
         return slot
 
+    def _write_obs_batch(self, obs: Mapping[str, np.ndarray], slots: np.ndarray) -> None:
+        """Write N observations to the N slots at the write position (in order)."""
+        for key, value in obs.items():
+            self._obs[key][slots] = value
+        self._count -= int(np.count_nonzero(self._valid[slots]))
+        self._valid[slots] = False
+        self._links.wrote_run(slots)
+        self._advance(len(slots))
+
     def _advance(self, slots: int) -> None:
         self._next = (self._next + slots) % self.capacity
         self._filled = min(self._filled + slots, self.capacity)
@@ -170,59 +218,6 @@ class ReplayBuffer:
         if self._valid[slot] != value:
             self._valid[slot] = value
             self._count += 1 if value else -1
-
-    # ------------------------------------------------------------------ checks
-    def _check_obs(self, obs: Mapping[str, np.ndarray], label: str) -> dict[str, np.ndarray]:
-        if not isinstance(obs, Mapping) or set(obs) != set(self._shapes):
-            got = sorted(obs) if isinstance(obs, Mapping) else type(obs).__name__
-            raise ValueError(f"replay {self.name!r}: {label} must be a dict with keys {sorted(self._shapes)} "
-                             f"(canonical, see ObsSpec.canonical), got {got}")
-        out = {}
-        for key, (shape, dtype) in self._shapes.items():
-            value = np.asarray(obs[key])
-            if value.shape != shape or value.dtype != dtype:
-                raise ValueError(f"replay {self.name!r}: {label}[{key!r}] must be {dtype} of shape {shape}, "
-                                 f"got {value.dtype} of shape {value.shape}")
-            if key == STATE and not np.all(np.isfinite(value)):
-                raise ValueError(f"replay {self.name!r}: {label}[{key!r}] (shape {shape}) holds NaN or inf: {value}")
-            out[key] = value
-        return out
-
-    def _check_step(self, action: Any, reward: Any) -> tuple[np.ndarray, np.float32]:
-        shape = (self.action_dim,)
-        action = np.asarray(action)
-        if action.shape != shape or action.dtype.kind not in "fiu":
-            raise ValueError(f"replay {self.name!r}: action must be a float array of shape {shape}, "
-                             f"got {action.dtype} of shape {action.shape}")
-        if not np.all(np.isfinite(action)):
-            raise ValueError(f"replay {self.name!r}: action (shape {shape}) holds NaN or inf: {action}")
-        reward_array = np.asarray(reward)
-        if reward_array.shape != () or reward_array.dtype.kind not in "fiub" or not np.isfinite(reward_array):
-            raise ValueError(f"replay {self.name!r}: reward must be a finite scalar (shape ()), got {reward!r}")
-        return action.astype(np.float32, copy=False), np.float32(reward_array)
-
-    def _check_episode(self, episode: Episode) -> dict[str, np.ndarray]:
-        """The episode's observations, after checking keys, shapes, dtypes and finiteness."""
-        observations, steps = episode.observations, len(episode.actions)
-        if steps < 1:
-            raise ValueError(f"replay {self.name!r}: an episode needs at least one step, got 0")
-        if set(observations) != set(self._shapes):
-            raise ValueError(f"replay {self.name!r}: episode observation keys {sorted(observations)} do not match "
-                             f"the buffer's {sorted(self._shapes)} (state-mode episodes hold only 'state')")
-        expected = {f"observations[{key!r}]": (observations[key], (steps + 1, *shape), dtype)
-                    for key, (shape, dtype) in self._shapes.items()}
-        expected["actions"] = (episode.actions, (steps, self.action_dim), np.dtype(np.float32))
-        expected["rewards"] = (episode.rewards, (steps,), np.dtype(np.float32))
-        expected["terminated"] = (episode.terminated, (steps,), np.dtype(np.bool_))
-        for label, (array, shape, dtype) in expected.items():
-            if array.shape != shape or array.dtype != dtype:
-                raise ValueError(f"replay {self.name!r}: episode {label} must be {dtype} of shape {shape}, "
-                                 f"got {array.dtype} of shape {array.shape}")
-        for label in (f"observations[{STATE!r}]", "actions", "rewards"):
-            array, shape, _ = expected[label]
-            if not np.all(np.isfinite(array)):
-                raise ValueError(f"replay {self.name!r}: episode {label} (shape {shape}) holds NaN or inf")
-        return observations
 
     # ------------------------------------------------------------------ sampling
     def sample(self, batch_size: int, out: Batch | None = None, n_step: int = 1, discount: float | None = None) -> Batch:
@@ -240,12 +235,11 @@ class ReplayBuffer:
         if int(batch_size) < 1:
             raise ValueError(f"replay {self.name!r}: batch_size must be positive, got {batch_size}")
         if out is not None:
-            self._check_out(out, int(batch_size))
+            check_out(self.name, self._shapes, self.action_dim, out, int(batch_size))
         index = self._sample_slots(int(batch_size))
         if n_step > 1:
             return self._n_step_batch(index, out, n_step, discount)
-        following = index + 1
-        following[following == self.capacity] = 0
+        following = self._succ[index]
         if out is not None:
             return self._gather_into(out, index, following)
         return Batch(
@@ -259,7 +253,8 @@ class ReplayBuffer:
     def _n_step_batch(self, index: np.ndarray, out: Batch | None, n_step: int, discount: float | None) -> Batch:
         if discount is None or not 0.0 <= discount <= 1.0:
             raise ValueError(f"replay {self.name!r}: n_step={n_step} needs a discount in [0, 1], got {discount}")
-        steps = n_step_transitions(index, n_step, discount, self._reward, self._terminated, self._valid, self._links.links)
+        steps = n_step_transitions(index, n_step, discount, self._reward, self._terminated, self._valid, self._links.links,
+                                   successor=self._succ)
         if out is not None:
             batch = self._gather_into(out, index, steps.following)
         else:
@@ -278,23 +273,6 @@ class ReplayBuffer:
         np.take(self._reward, index, out=out.reward, mode="clip")
         np.copyto(out.terminated, self._terminated[index])
         return out
-
-    def _check_out(self, out: Batch, size: int) -> None:
-        """``out`` must hold writeable contiguous numpy arrays laid out like ``sample(size)``'s."""
-        layout = {f"{part}/{key}": ((size, *shape), dtype) for part in ("obs", "next_obs")
-                  for key, (shape, dtype) in self._shapes.items()}
-        layout.update(action=((size, self.action_dim), np.float32), reward=((size,), np.float32),
-                      terminated=((size,), np.float32))
-        got = dict(out.items()) if isinstance(out, Batch) else {}
-        if got.keys() != layout.keys():
-            raise ValueError(f"replay {self.name!r}: out must be a Batch with {sorted(layout)}, got {sorted(got)}")
-        for key, (shape, dtype) in layout.items():
-            value = got[key]
-            if not (isinstance(value, np.ndarray) and value.shape == shape and value.dtype == dtype
-                    and value.flags.c_contiguous and value.flags.writeable):
-                found = f"{value.dtype} of shape {value.shape}" if isinstance(value, np.ndarray) else type(value)
-                raise ValueError(f"replay {self.name!r}: out {key} must be a writeable contiguous numpy "
-                                 f"{np.dtype(dtype)} array of shape {shape}, got {found}")
 
     def _sample_slots(self, size: int) -> np.ndarray:
         """Uniform valid slots: draw from the filled slots, reject invalid ones, redraw the shortfall."""
