@@ -1,7 +1,9 @@
 """Teleop devices for human interventions: SpaceMouse (hidapi), gamepad (pygame), terminal keyboard.
 
-Each is a :class:`robot_rl.teleop.TeleopDevice`; device libraries are imported on ``connect``.
+Each is a :class:`robot_rl.human.teleop.TeleopDevice`; device libraries are imported on ``connect``.
 ``drivers.teleop.testing`` fakes them at the library boundary for tests and dry runs.
+:data:`TELEOP_DEVICES` registers them by name (``--hil``, ``--teleop``) through the teleop entry point
+in pyproject.toml (see :mod:`robot_rl.human.devices`).
 """
 
 from drivers.teleop.gamepad import XBOX_BUTTONS, XBOX_EE_DELTA_XYZ, Gamepad, GamepadConfig
@@ -14,7 +16,15 @@ from drivers.teleop.spacemouse import (
     SpaceMouseConfig,
 )
 
+#: Device name -> import string of a class whose no-argument constructor returns the device.
+TELEOP_DEVICES = {
+    "spacemouse": "drivers.teleop:SpaceMouse",
+    "gamepad": "drivers.teleop:Gamepad",
+    "keyboard": "drivers.teleop:TerminalKeyboard",
+}
+
 __all__ = [
+    "TELEOP_DEVICES",
     "Gamepad", "GamepadConfig", "XBOX_BUTTONS", "XBOX_EE_DELTA_XYZ",
     "TerminalKeyboard", "KeyboardConfig", "KEY_AXES", "KEYBOARD_BUTTONS", "KEYBOARD_EE_DELTA_XYZ",
     "SpaceMouse", "SpaceMouseConfig", "SPACEMOUSE_BUTTONS", "SPACEMOUSE_EE_DELTA_XYZ",

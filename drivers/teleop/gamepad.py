@@ -1,4 +1,4 @@
-"""A gamepad (Xbox-style by default) as a :class:`~robot_rl.teleop.TeleopDevice`, through pygame's
+"""A gamepad (Xbox-style by default) as a :class:`~robot_rl.human.teleop.TeleopDevice`, through pygame's
 joystick API.
 
 Only SDL's joystick and game-controller subsystems are initialized: no display, no audio, so it
@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from robot_rl.teleop import AxisMap, ButtonMap, InputLatch, InterventionSwitch, TeleopEvent, TeleopMapper
+from robot_rl.human.teleop import AxisMap, ButtonMap, InputLatch, InterventionSwitch, TeleopEvent, TeleopMapper
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""A terminal keyboard as a :class:`~robot_rl.teleop.TeleopDevice`: works over SSH, no X server.
+"""A terminal keyboard as a :class:`~robot_rl.human.teleop.TeleopDevice`: works over SSH, no X server.
 
 ``connect`` puts the terminal (default: stdin) in cbreak mode with termios (no echo, keys arrive
 one by one; Ctrl-C still interrupts) and ``close`` restores it, also at interpreter exit. ``poll``
@@ -38,7 +38,7 @@ import tty
 
 import numpy as np
 
-from robot_rl.teleop import AxisMap, ButtonMap, InterventionSwitch, RawInput, TeleopEvent, TeleopMapper
+from robot_rl.human.teleop import AxisMap, ButtonMap, InterventionSwitch, RawInput, TeleopEvent, TeleopMapper
 
 log = logging.getLogger(__name__)
 

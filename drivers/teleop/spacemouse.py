@@ -1,4 +1,4 @@
-"""3Dconnexion SpaceMouse as a :class:`~robot_rl.teleop.TeleopDevice`, read with hidapi (``hid``).
+"""3Dconnexion SpaceMouse as a :class:`~robot_rl.human.teleop.TeleopDevice`, read with hidapi (``hid``).
 
 Device frame (the raw HID frame, USB HID Usage Tables; pyspacemouse calls it ``AxisConvention.HID``):
 looking down at the device with its cable/logo away from you,
@@ -12,7 +12,7 @@ looking down at the device with its cable/logo away from you,
 Values are int16 counts divided by :data:`FULL_SCALE` (350, pyspacemouse's ``axis_scale`` for
 every model in its table) and clipped to [-1, 1]. pyspacemouse's default ("legacy") output negates
 ``y`` and ``z`` (so + = away, + = up) and mislabels/negates rotations; we do not use it, the sign
-flips live in one visible place: the :class:`~robot_rl.teleop.AxisMap`.
+flips live in one visible place: the :class:`~robot_rl.human.teleop.AxisMap`.
 
 HID reports (first byte = report id): 1 = translation ``x, y, z`` (3 x int16 little endian) or,
 on wireless/newer models (SpaceMouse Wireless, Pro Wireless, Enterprise, Universal Receiver, per
@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from robot_rl.teleop import AxisMap, ButtonMap, InputLatch, InterventionSwitch, TeleopEvent, TeleopMapper
+from robot_rl.human.teleop import AxisMap, ButtonMap, InputLatch, InterventionSwitch, TeleopEvent, TeleopMapper
 
 log = logging.getLogger(__name__)
 

@@ -5,11 +5,18 @@ train a :class:`RewardClassifier` on them (:mod:`robot_rl.reward.train`, ``robot
 train-reward``), then let :class:`robot_rl.wrappers.reward.RewardFromClassifier` give the reward.
 """
 
-from robot_rl.reward.dataset import LabelSet, LabelWriter, collect_from_env, collect_from_episodes, read_labels
+from robot_rl.reward.dataset import (
+    LabelSet,
+    LabelWriter,
+    collect_from_env,
+    collect_from_episodes,
+    collect_from_teleop,
+    read_labels,
+)
 from robot_rl.reward.model import ClassifierSpec, RewardClassifier, load_classifier, save_classifier
 from robot_rl.reward.train import RewardTrainConfig, train_classifier
 
 __all__ = [
     "ClassifierSpec", "LabelSet", "LabelWriter", "RewardClassifier", "RewardTrainConfig", "collect_from_env",
-    "collect_from_episodes", "load_classifier", "read_labels", "save_classifier", "train_classifier",
+    "collect_from_episodes", "collect_from_teleop", "load_classifier", "read_labels", "save_classifier", "train_classifier",
 ]

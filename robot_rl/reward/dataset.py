@@ -326,6 +326,29 @@ def _emit(writer: LabelWriter, obs: Mapping, success: bool, episode: int, step: 
     summary.positives += success
 
 
+def collect_from_teleop(env: Any, device: Any, writer: LabelWriter, episodes: int, seed: int,
+                        max_positives: int) -> CollectSummary:
+    """Record ``episodes`` episodes labelled by hand (re-recorded ones not counted) into ``writer``:
+    a person drives with the connected teleop ``device`` and presses success and failure (see
+    :mod:`robot_rl.human.labels`). Episode ``i`` uses seed ``seed + i``; a re-recorded one keeps it."""
+    from robot_rl.human.labels import HandLabeller
+
+    labeller, summary = HandLabeller(env, device), CollectSummary()
+    while summary.episodes < episodes:
+        frames = labeller.episode(seed + summary.episodes)
+        if frames is None:
+            print(f"episode {summary.episodes + 1}/{episodes}: re-record (frames discarded)", flush=True)
+            continue
+        episode, positives_before = writer.new_episode(), summary.positives
+        for step, (obs, success) in enumerate(frames):
+            _emit(writer, obs, success, episode, step, max_positives, summary)
+        summary.episodes += 1
+        summary.successful_episodes += int(summary.positives > positives_before)
+        print(f"episode {summary.episodes}/{episodes}: {len(frames)} frames, "
+              f"{sum(s for _, s in frames)} labelled success", flush=True)
+    return summary
+
+
 def collect_from_episodes(episodes: Sequence[Any], writer: LabelWriter, label_from: str = "final",
                           success_reward: float = 1.0, max_positives: int = 200) -> CollectSummary:
     """Label the frames of recorded episodes (:class:`robot_rl.data.Episode`).

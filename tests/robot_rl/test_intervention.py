@@ -14,9 +14,9 @@ from drivers.teleop.gamepad import Gamepad
 from drivers.teleop.keyboard import KeyboardConfig, TerminalKeyboard
 from drivers.teleop.spacemouse import SpaceMouse
 from drivers.teleop.testing import FakeHidApi, FakeHidDevice
-from robot_rl.hil import SimulatedHuman, SimulatedHumanConfig, task_progress
-from robot_rl.teleop import TeleopDevice
-from robot_rl.wrappers.intervention import InterveneWithTeleop
+from robot_rl.human.intervene import InterveneWithTeleop
+from robot_rl.human.simulated import SimulatedHuman, SimulatedHumanConfig, task_progress
+from robot_rl.human.teleop import TeleopDevice
 
 HOLD = np.array([0.0, 0.0, 0.0, 1.0], dtype=np.float32)  # no motion, gripper open: never succeeds
 
@@ -190,7 +190,7 @@ def test_spacemouse_push_forward_moves_the_tcp_forward_then_unplug_hands_back(en
             assert info["intervention"] and info["executed_action"][0] > 0.9
         moved = env.unwrapped.state.tcp_pos_m - start
         assert moved[0] > 0.02 and abs(moved[1]) < 0.01 and abs(moved[2]) < 0.01  # +x of the base frame
-        with caplog.at_level(logging.WARNING, logger="robot_rl.wrappers.intervention"):
+        with caplog.at_level(logging.WARNING, logger="robot_rl.human.intervene"):
             hid_device.unplug()
             deadline = time.monotonic() + 3.0
             while True:
@@ -201,7 +201,7 @@ def test_spacemouse_push_forward_moves_the_tcp_forward_then_unplug_hands_back(en
             for _ in range(3):
                 _, _, terminated, truncated, info = wrapped.step(HOLD)
                 assert not info["intervention"] and not (terminated or truncated)
-        ours = [r for r in caplog.records if r.name == "robot_rl.wrappers.intervention"]
+        ours = [r for r in caplog.records if r.name == "robot_rl.human.intervene"]
         assert len(ours) == 1 and "disconnected" in ours[0].getMessage()
 
 

@@ -22,7 +22,9 @@ from drivers.teleop.spacemouse import SpaceMouse, SpaceMouseConfig, is_spacemous
 from drivers.teleop.testing import FakeHidApi, FakeHidDevice, wait_for  # noqa: E402
 from robot_rl import cli  # noqa: E402
 from robot_rl.data import read_episode, read_episodes  # noqa: E402
-from robot_rl.record import DeviceUnavailable, StatusLine, expert_policy, gui_problem, record  # noqa: E402
+from robot_rl.human.devices import DeviceUnavailable  # noqa: E402
+from robot_rl.human.recording import expert_policy, record  # noqa: E402
+from robot_rl.human.view import StatusLine, gui_problem  # noqa: E402
 
 pytestmark = pytest.mark.timeout(60)
 

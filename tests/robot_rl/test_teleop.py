@@ -5,7 +5,7 @@ import threading
 import numpy as np
 import pytest
 
-from robot_rl.teleop import (
+from robot_rl.human.teleop import (
     AxisMap,
     ButtonMap,
     InputLatch,

@@ -13,7 +13,7 @@ pygame = pytest.importorskip("pygame")
 
 from drivers.teleop.gamepad import Gamepad, GamepadConfig  # noqa: E402
 from drivers.teleop.testing import VirtualJoystick, sdl_library, wait_for  # noqa: E402
-from robot_rl.teleop import AxisMap, ButtonMap  # noqa: E402
+from robot_rl.human.teleop import AxisMap, ButtonMap  # noqa: E402
 
 LT, RT = 2, 5
 A, B, X, Y, RB = 0, 1, 2, 3, 5

@@ -18,7 +18,7 @@ from drivers.teleop.spacemouse import (
     parse_report,
 )
 from drivers.teleop.testing import FakeHidApi, FakeHidDevice, wait_for
-from robot_rl.teleop import ButtonMap
+from robot_rl.human.teleop import ButtonMap
 
 
 @pytest.fixture
@@ -194,7 +194,7 @@ def test_explicit_path_and_interface_choice():
 
 
 def test_config_checks_the_axis_count():
-    from robot_rl.teleop import AxisMap
+    from robot_rl.human.teleop import AxisMap
 
     with pytest.raises(ValueError, match="6 device axes"):
         SpaceMouseConfig(axis_map=AxisMap.from_axes([(0, 1.0)], device_dim=3))

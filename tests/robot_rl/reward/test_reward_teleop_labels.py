@@ -11,8 +11,7 @@ import pytest
 
 import robot_rl
 from drivers.teleop.keyboard import KeyboardConfig, TerminalKeyboard
-from robot_rl.reward.dataset import LabelWriter, image_shapes, read_labels
-from robot_rl.reward.teleop_labels import collect_from_teleop
+from robot_rl.reward.dataset import LabelWriter, collect_from_teleop, image_shapes, read_labels
 
 pytestmark = pytest.mark.timeout(60)
 SUCCESS, FAILURE, RERECORD, END = b"\n", b"\x7f", b"x", b"q"

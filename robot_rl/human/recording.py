@@ -3,12 +3,12 @@
 - **A policy** (``record(env, expert_policy, ...)``): ``episodes`` episodes are run; the successes
   are written, the failures too with ``keep_failures``.
 - **A human** (``record(env, None, ..., device=device)``, a connected
-  :class:`~robot_rl.teleop.TeleopDevice`) drives every step. When the device reports no action
+  :class:`~robot_rl.human.teleop.TeleopDevice`) drives every step. When the device reports no action
   (nothing pressed, not intervening) the robot *holds still*: zero motion, the last gripper
-  command kept (the action's last dimension, absolute, see :mod:`robot_rl.teleop`; it starts
+  command kept (the action's last dimension, absolute, see :mod:`robot_rl.human.teleop`; it starts
   open, the action space's upper bound). Every step is stored with ``intervention=True``. Episodes
   are recorded until ``episodes`` are *kept*: successes, or every finished one with
-  ``keep_failures``. Buttons as in :class:`~robot_rl.wrappers.intervention.InterveneWithTeleop`:
+  ``keep_failures``. Buttons as in :class:`~robot_rl.human.intervene.InterveneWithTeleop`:
   *success* ends the episode as a success (terminated, reward raised to 1), *failure* and *end
   episode* end it unsuccessful (truncated), *re-record* discards it (not written, not counted)
   and records the same seed again. The task ends episodes too (``terminated``, with
@@ -17,31 +17,34 @@
 
 Each episode's fate gets a line on stdout and ``metadata["end_reason"]`` (:data:`END_REASONS`).
 Files are written atomically as episodes finish: Ctrl-C loses only the episode in progress.
+Devices are opened by name with :func:`robot_rl.human.devices.open_device`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import itertools
 import logging
 import pathlib
 import time
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import gymnasium as gym
 import numpy as np
 
 from robot_rl.data import Episode, EpisodeRecorder, write_episode
-from robot_rl.env import RobotEnv
-from robot_rl.record_view import DeviceUnavailable, LiveView, StatusLine, gui_problem  # noqa: F401  (re-exported)
-from robot_rl.teleop import TeleopDevice, TeleopEvent
+from robot_rl.human.devices import DeviceUnavailable
+from robot_rl.human.intervene import InterveneWithTeleop
+from robot_rl.human.teleop import TeleopDevice, TeleopEvent
+from robot_rl.human.view import LiveView, StatusLine
 from robot_rl.video import VideoWriter
-from robot_rl.wrappers.intervention import InterveneWithTeleop
+
+if TYPE_CHECKING:
+    from robot_rl.env import RobotEnv
 
 log = logging.getLogger(__name__)
 
-Policy = Callable[[RobotEnv], np.ndarray]
+Policy = Callable[[gym.Env], np.ndarray]  # a RobotEnv, or a wrapper around one -> an action
 
 #: ``metadata["end_reason"]`` values: who or what ended the episode.
 END_REASONS = ("task_success", "task_failure", "human_success", "human_failure", "end_episode", "rerecord", "time_limit")
@@ -72,31 +75,6 @@ def episode_metadata(env: RobotEnv, backend: str, source: str) -> dict:
 
 
 # ---------------------------------------------------------------------- the human as a driver
-def open_teleop(name: str, env: gym.Env, stack: contextlib.ExitStack) -> TeleopDevice:
-    """The connected teleop device ``name`` (``robot_rl.train.human.TELEOP_DEVICES``), closed with
-    ``stack``. One that cannot be opened is a one-line :class:`DeviceUnavailable` naming it; the
-    drivers' messages say what they see and how to list devices."""
-    from robot_rl.train.human import open_device
-
-    try:
-        return open_device(name, env, stack)
-    except ImportError as err:
-        raise DeviceUnavailable(
-            f"teleop device {name!r} needs the Python package {err.name!r}, which is missing; "
-            "install the device extras: pip install 'robot-rl[devices]'"
-        ) from err
-    except (RuntimeError, OSError) as err:
-        raise DeviceUnavailable(f"teleop device {name!r} is not available: {_one_line(str(err))}") from err
-
-
-def _one_line(text: str) -> str:
-    """A multi-line message (a driver's device listing) as one line."""
-    joined = ""
-    for line in filter(None, (raw.strip() for raw in text.splitlines())):
-        joined += (" " if joined.endswith((":", ".")) else "; ") + line if joined else line
-    return joined
-
-
 def _has_gripper(device: TeleopDevice) -> bool:
     """The device's last action dimension is an absolute gripper command: the drivers in
     ``drivers.teleop`` say so in ``config.axis_map.gripper``; other devices are assumed to."""

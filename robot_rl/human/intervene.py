@@ -34,7 +34,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from robot_rl.teleop import TeleopDevice
+from robot_rl.human.teleop import TeleopDevice
 
 log = logging.getLogger(__name__)
 

@@ -8,12 +8,12 @@ a :class:`TeleopMapper` turns them into :class:`TeleopEvent` s in the *env's act
   deadband, a scale and clipping) and appends the gripper dimension;
 - :class:`InterventionSwitch` decides whether the human is in control (hold or toggle);
 - the gripper is latched from buttons: the action's gripper dimension is an *absolute* command
-  (``tasks/arm_actions.py``: -1 closed, +1 open), so "no button" means "keep the last command".
+  (``tasks/arm/actions.py``: -1 closed, +1 open), so "no button" means "keep the last command".
   Until a gripper button is pressed during an intervention the human keeps the policy's gripper
   command (when ``poll`` is given it), so taking over mid-grasp does not drop the object.
 
-Nothing here touches hardware; ``InterveneWithTeleop`` (``robot_rl.wrappers.intervention``)
-consumes any :class:`TeleopDevice`.
+Nothing here touches hardware; :class:`~robot_rl.human.intervene.InterveneWithTeleop` consumes any
+:class:`TeleopDevice`, and :mod:`robot_rl.human.devices` opens one by name.
 """
 
 from __future__ import annotations
@@ -169,7 +169,7 @@ class AxisMap:
         deadband: per device axis (or one for all), on normalized values, in [0, 1).
         scale: per motion dimension (or one for all); 1 means full deflection = full action.
         gripper: the action has one more dimension, last, the absolute gripper command.
-        gripper_closed, gripper_open: gripper command values (``tasks/arm_actions.py``: -1, +1).
+        gripper_closed, gripper_open: gripper command values (``tasks/arm/actions.py``: -1, +1).
         action_low, action_high: bounds of the env's action (the output is clipped to them).
     """
 

@@ -1,4 +1,4 @@
-"""A simulated human: a :class:`~robot_rl.teleop.TeleopDevice` that takes over with a scripted expert.
+"""A simulated human: a :class:`~robot_rl.human.teleop.TeleopDevice` that takes over with a scripted expert.
 
 It lets the human-in-the-loop machinery (``InterveneWithTeleop``, intervention data, the learner's
 demo/intervention sampling) run in sim with no one at the keyboard. At every ``poll`` it looks at
@@ -28,7 +28,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from robot_rl.teleop import TeleopEvent
+from robot_rl.human.teleop import TeleopEvent
 
 TRIGGERS = ("distance", "stall", "random")
 

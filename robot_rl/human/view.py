@@ -1,7 +1,11 @@
-"""What a person sees while recording with a teleop device: the status line and the live camera view."""
+"""What a person sees while recording with a teleop device: the status line and the live camera view.
+
+A view that cannot open fails with :class:`~robot_rl.human.devices.DeviceUnavailable`, as a device does.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -13,14 +17,9 @@ from typing import Mapping, TextIO
 import cv2
 import numpy as np
 
+from robot_rl.human.devices import DeviceUnavailable
+
 log = logging.getLogger(__name__)
-
-
-class DeviceUnavailable(ValueError):
-    """A teleop device or the live view cannot be used: missing, no permission, unplugged, no GUI.
-
-    A ``ValueError`` so that ``robot-rl`` reports it as one line (exit code 2), not a traceback.
-    """
 
 
 class StatusLine:
