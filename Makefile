@@ -55,7 +55,7 @@ $(SYSTEM_STAMP):
 $(INSTALL_STAMP): $(SYSTEM_STAMP) pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q -c constraints.txt torch==2.13.0
-	$(PIP) install -q -c constraints.txt -e ".[test,devices,bench]"
+	$(PIP) install -q -c constraints.txt -e ".[test,devices,bench,jax,gym]"
 	@touch $@
 
 clean:

@@ -29,6 +29,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np  # noqa: E402
 
+from robot_rl.envs import EnvConfig  # noqa: E402
 from robot_rl.reward.commands import RecordLabels, TrainReward  # noqa: E402
 from robot_rl.reward.dataset import LabelSet, read_labels  # noqa: E402
 from robot_rl.reward.model import load_classifier  # noqa: E402
@@ -57,8 +58,8 @@ def parse_args() -> argparse.Namespace:
 
 def record_labels(out: pathlib.Path, size: int, episodes: int, seed: int, max_positives: int) -> None:
     shutil.rmtree(out, ignore_errors=True)
-    RecordLabels(out=out, num_episodes=episodes, seed=seed, max_positives=max_positives, cameras="front,wrist",
-                 env_kwargs=(f"image_height={size}", f"image_width={size}")).run()
+    env = EnvConfig(obs="pixels", env_kwargs=(f"image_height={size}", f"image_width={size}"), seed=seed)
+    RecordLabels(env=env, out=out, num_episodes=episodes, max_positives=max_positives, cameras="front,wrist").run()
 
 
 def before_first_success(data: LabelSet) -> np.ndarray:

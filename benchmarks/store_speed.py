@@ -30,7 +30,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from robot_rl.data.schema import ObsSpec  # noqa: E402
 from robot_rl.distributed.store import EpisodeStore  # noqa: E402
-from robot_rl.train.collect import episode_metadata  # noqa: E402
+from robot_rl.data.episode_metadata import episode_metadata  # noqa: E402
 from robot_rl.transport import Transitions  # noqa: E402
 
 STEPS, CHUNK, ACTION_DIM = 100, 10, 7

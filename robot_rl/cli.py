@@ -7,13 +7,14 @@ import dataclasses
 import os
 import pathlib
 import sys
-from typing import Literal
 
 import tyro
 
 from robot_rl.distributed.commands import Actor, Launch, Learner
-from robot_rl.train.config import TrainConfig
+from robot_rl.envs import EnvConfig, EnvOptions
 from robot_rl.reward.commands import RecordLabels, TrainReward
+from robot_rl.signals import stop_on_sigterm
+from robot_rl.train.config import TrainConfig
 from robot_rl.transport.auth import Keys
 
 
@@ -23,9 +24,13 @@ class Envs:
     teleop devices; plugins that failed to load are named with their error."""
 
     def run(self) -> int:
+        from robot_rl.human.devices import device_names, registry_errors
         from robot_rl.registry import listing
 
         print("\n".join(listing()))
+        print(f"teleop devices: {', '.join(device_names())} (--hil, --teleop)")
+        for error in registry_errors():
+            print(f"plugin error: {error}")
         return 0
 
 
@@ -41,28 +46,30 @@ class Record:
     episode in progress; the files already written stay complete.
     """
 
-    task: str = "pick_cube"
-    """Task name (see `robot-rl envs`)."""
+    env: EnvOptions = dataclasses.field(default_factory=EnvConfig)
+    """The task (see `robot-rl envs`), its backend, the observations stored in the files, env
+    options, and the seed of the first episode (each further episode uses the next seed; a
+    re-recorded one keeps its seed)."""
     out: pathlib.Path = pathlib.Path("runs/demos")
     """Directory for the episode files (created; existing files are kept, numbering continues)."""
     episodes: int = 20
     """Expert: episodes to run. Teleop: episodes to keep (successes, or any finished one with --keep-failures)."""
-    teleop: Literal["none", "expert", "spacemouse", "gamepad", "keyboard"] = "none"
-    """Who drives: the task's scripted expert, or a human with a SpaceMouse, a gamepad or the terminal keyboard."""
+    teleop: str = "none"
+    """Who drives: `expert` (the task's scripted expert), or none, simulated, or a teleop device
+    (`robot-rl envs` lists them): a human with a SpaceMouse, a gamepad, the terminal keyboard..."""
     expert: bool = False
     """Same as `--teleop expert`."""
     view: bool = False
     """Show the camera live in an OpenCV window (needs the GUI build `opencv-python` and a display)."""
-    obs: Literal["state", "pixels"] = "state"
-    """Observation type stored in the files."""
-    backend: str = "sim"
-    """Backend: `sim` or a real robot the task supports."""
-    seed: int = 0
-    """Seed of the first episode; each further episode uses the next seed (a re-recorded one keeps its seed)."""
     video_episodes: int = 1
     """Render the first N episodes run into <out>/demo.mp4 (0: no video)."""
     keep_failures: bool = False
     """Also write episodes that did not succeed (for reward classifiers)."""
+
+    def __post_init__(self) -> None:
+        from robot_rl.human.devices import check_device_name
+
+        check_device_name(self.teleop, allowed_extra=("none", "expert"))
 
     def driver(self) -> str:
         """`expert` or the teleop device's name."""
@@ -70,7 +77,9 @@ class Record:
             raise ValueError(f"--expert and --teleop {self.teleop} disagree; choose one")
         driver = "expert" if self.expert else self.teleop
         if driver == "none":
-            raise ValueError("choose who drives: --teleop expert|spacemouse|gamepad|keyboard (--expert = --teleop expert)")
+            from robot_rl.human.devices import device_names
+
+            raise ValueError(f"choose who drives: --teleop expert|{'|'.join(device_names())} (--expert = --teleop expert)")
         return driver
 
     def run(self) -> int:
@@ -78,17 +87,20 @@ class Record:
             raise ValueError("--episodes must be >= 1")
         driver = self.driver()
         import robot_rl
-        from robot_rl.record import LiveView, expert_policy, open_teleop, record
+        from robot_rl.human.devices import open_device
+        from robot_rl.human.recording import expert_policy, record
+        from robot_rl.human.view import LiveView
 
         try:
             with contextlib.ExitStack() as stack:
-                view = stack.enter_context(LiveView(f"robot-rl record {self.task}")) if self.view else None
-                env = robot_rl.make(self.task, backend=self.backend, obs=self.obs, render_mode="rgb_array")
+                view = stack.enter_context(LiveView(f"robot-rl record {self.env.task}")) if self.view else None
+                env = robot_rl.make(self.env.task, backend=self.env.backend, obs=self.env.obs, render_mode="rgb_array",
+                                    **self.env.options())
                 stack.callback(env.close)
-                device = None if driver == "expert" else open_teleop(driver, env, stack)
+                device = None if driver == "expert" else open_device(driver, env, stack)
                 summary = record(
-                    env.unwrapped, expert_policy if device is None else None, self.out, self.episodes, self.seed,
-                    self.backend, driver, video_episodes=self.video_episodes, keep_failures=self.keep_failures,
+                    env.unwrapped, expert_policy if device is None else None, self.out, self.episodes, self.env.seed,
+                    self.env.backend, driver, video_episodes=self.video_episodes, keep_failures=self.keep_failures,
                     device=device, view=view, status=True,
                 )
         except KeyboardInterrupt:
@@ -109,6 +121,7 @@ class Train(TrainConfig):
     def run(self) -> int:
         from robot_rl.train.loop import train
 
+        stop_on_sigterm()  # a killed run stops like Ctrl-C: its checkpoint, eval.csv and curve.png stay
         train(self)
         return 0
 

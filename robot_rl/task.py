@@ -58,6 +58,11 @@ class Task(Protocol):
         """Inverse of :meth:`action_to_command`: the action the executed command amounts to."""
         ...
 
+    def hold_action(self, spec: Any) -> np.ndarray:
+        """An action that makes no progress (the robot holds still): the conformance suite's
+        time-limit check drives with it."""
+        ...
+
     def reward(self, state: Any) -> float:
         ...
 

@@ -1,13 +1,69 @@
-"""What every agent shares: the read-only properties the trainer and actors use, weight grouping."""
+"""The Agent contract, and what every agent shares: read-only properties, weight grouping.
+
+An agent learns from :class:`~robot_rl.data.schema.Batch` es and acts on canonical observations
+(:class:`~robot_rl.data.schema.ObsSpec`). The trainer, the distributed learner and the actors
+use nothing else (STYLE.md 9, 10): actor and learner share the transition schema and
+``actor_state_dict()`` -- the weights -- only. Agents are found by name in
+:mod:`robot_rl.agents.registry` (``--algo``).
+"""
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping
+from typing import Any, Mapping, Protocol, runtime_checkable
 
+import numpy as np
 import torch
 
-from robot_rl.data.schema import ObsSpec
+from robot_rl.data.schema import Batch, ObsSpec
+
+
+@runtime_checkable
+class Agent(Protocol):
+    """What the trainer, the learner and the actors call.
+
+    Attributes:
+        config: the agent's typed config (a dataclass).
+        obs_spec: the canonical observation it acts on.
+        action_dim: size of its actions, each in [-1, 1].
+        num_updates: ``update()`` calls so far (restored by ``load_state_dict``).
+    """
+
+    @property
+    def config(self) -> Any: ...
+
+    @property
+    def obs_spec(self) -> ObsSpec: ...
+
+    @property
+    def action_dim(self) -> int: ...
+
+    @property
+    def num_updates(self) -> int: ...
+
+    def act(self, obs: Mapping[str, np.ndarray], deterministic: bool = False) -> np.ndarray:
+        """One canonical observation -> float32 action ``(A,)``."""
+        ...
+
+    def act_batch(self, obs: Mapping[str, np.ndarray], deterministic: bool = False) -> np.ndarray:
+        """Canonical observations with a leading axis N (one per sub-env) -> float32 actions ``(N, A)``."""
+        ...
+
+    def update(self, batch: Batch) -> dict[str, float]:
+        """One learning step (UTD-sized for off-policy agents) -> namespaced metrics (``train/...``)."""
+        ...
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything to resume bit-identically: networks, optimizers, generators, counters."""
+        ...
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None: ...
+
+    def actor_state_dict(self) -> dict[str, torch.Tensor]:
+        """The weights ``act`` needs, on the CPU: what the learner publishes to actors."""
+        ...
+
+    def load_actor_state_dict(self, weights: Mapping[str, Any]) -> None: ...
 
 
 IMAGE_ENCODERS = ("conv", "pretrained")

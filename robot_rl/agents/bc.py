@@ -21,6 +21,7 @@ from robot_rl.agents.networks import (
     check_action_dim,
     mlp,
     observation_to_tensors,
+    one_observation,
 )
 from robot_rl.agents.base import AgentBase, EncoderConfig, group_weights
 from robot_rl.data.schema import Batch, ObsSpec, check_finite
@@ -66,11 +67,15 @@ class BCAgent(AgentBase):
         self._generator = torch.Generator(device=self._device).manual_seed(seed)
         self._num_updates = 0
 
-    @torch.no_grad()
     def act(self, obs: Mapping[str, np.ndarray], deterministic: bool = False) -> np.ndarray:
         """One canonical observation -> float32 action (A,) in [-1, 1]; the policy is always deterministic."""
+        return self.act_batch(one_observation(obs), deterministic)[0]
+
+    @torch.no_grad()
+    def act_batch(self, obs: Mapping[str, np.ndarray], deterministic: bool = False) -> np.ndarray:
+        """Canonical observations with a leading axis N -> float32 actions (N, A) in [-1, 1]."""
         features = self.encoder(observation_to_tensors(obs, self._obs_spec, self._device))
-        return torch.tanh(self._policy(features))[0].cpu().numpy().astype(np.float32)
+        return torch.tanh(self._policy(features)).cpu().numpy().astype(np.float32)
 
     def update(self, batch: Batch) -> dict[str, float]:
         """One gradient step of MSE between ``tanh(policy)`` and the (clipped) batch actions."""

@@ -350,12 +350,21 @@ def build_encoder(obs_spec: ObsSpec, config: Any) -> ObservationEncoder:
 
 
 def observation_to_tensors(obs: Mapping[str, Any], obs_spec: ObsSpec, device: torch.device) -> dict[str, torch.Tensor]:
-    """One unbatched canonical observation -> batched (leading 1) tensors on ``device``."""
-    state = obs.get(STATE, np.zeros(0, np.float32))
-    out = {STATE: torch.as_tensor(np.asarray(state, dtype=np.float32), device=device).reshape(1, -1)}
-    for camera in obs_spec.images:
-        out[camera] = torch.as_tensor(np.asarray(obs[camera], dtype=np.uint8), device=device).unsqueeze(0)
+    """A batch of canonical observations (leading axis N) -> tensors on ``device``."""
+    state = np.asarray(obs[STATE], dtype=np.float32) if STATE in obs else None
+    images = {camera: np.asarray(obs[camera], dtype=np.uint8) for camera in obs_spec.images}
+    n = state.shape[0] if state is not None else next(iter(images.values())).shape[0]
+    out = {STATE: torch.as_tensor(state if state is not None else np.zeros((n, 0), np.float32), device=device).reshape(n, -1)}
+    for camera, image in images.items():
+        if image.shape != (n, *obs_spec.images[camera]):
+            raise ValueError(f"observation {camera!r} must be uint8 of shape {(n, *obs_spec.images[camera])}, got {image.shape}")
+        out[camera] = torch.as_tensor(image, device=device)
     return out
+
+
+def one_observation(obs: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """One canonical observation as a batch of one (leading axis 1)."""
+    return {key: np.asarray(value)[None] for key, value in obs.items()}
 
 
 def batch_to_tensors(batch: Batch, device: torch.device) -> Batch:

@@ -29,6 +29,7 @@ from robot_rl.agents.networks import (
     check_action_dim,
     mlp,
     observation_to_tensors,
+    one_observation,
     split_batch,
 )
 from robot_rl.agents.base import AgentBase, EncoderConfig, group_weights
@@ -192,9 +193,13 @@ class SACAgent(AgentBase):
 
     # ------------------------------------------------------------ acting
 
-    @torch.no_grad()
     def act(self, obs: Mapping[str, np.ndarray], deterministic: bool = False) -> np.ndarray:
         """One canonical observation -> float32 action (A,) in [-1, 1] (the gripper, if hybrid, greedy)."""
+        return self.act_batch(one_observation(obs), deterministic)[0]
+
+    @torch.no_grad()
+    def act_batch(self, obs: Mapping[str, np.ndarray], deterministic: bool = False) -> np.ndarray:
+        """Canonical observations with a leading axis N -> float32 actions (N, A) in [-1, 1]."""
         features = self.encoder(observation_to_tensors(obs, self._obs_spec, self._device))
         if deterministic:
             action = self._actor.mode(features)
@@ -203,7 +208,7 @@ class SACAgent(AgentBase):
         if self._gripper_critic is not None:
             command = torch.tensor(GRIPPER_COMMANDS, device=self._device)[self._gripper_critic(features).argmax(-1)]
             action = torch.cat([action, command[:, None]], dim=-1)
-        return action[0].cpu().numpy().astype(np.float32)
+        return action.cpu().numpy().astype(np.float32)
 
     # ------------------------------------------------------------ learning
 

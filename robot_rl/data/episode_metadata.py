@@ -1,4 +1,5 @@
-"""Validation of episode-file metadata (what :mod:`robot_rl.data.episodes` requires of it)."""
+"""Episode-file metadata: the one function that writes it, and its validation (what
+:mod:`robot_rl.data.episodes` requires of it)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,37 @@ REQUIRED_METADATA = (
     "format_version", "task", "obs_mode", "control_hz", "robot_rl_version", "observation_spec", "action_spec"
 )
 _OBS_DTYPES = ("float32", "uint8")
+
+
+def episode_metadata(task: str, obs_mode: str, spec: Any, action_space: Any, control_hz: float, source: str, *,
+                     backend: str | None = None, state_parts: Mapping[str, slice] | None = None, **extra: Any) -> dict:
+    """The per-run metadata every episode file carries (recorded demos, online data, the learner's store).
+
+    Args:
+        task: the task name (a robot_rl task or a gymnasium id).
+        obs_mode: ``state`` or ``pixels``.
+        spec: the canonical observation's :class:`~robot_rl.data.schema.ObsSpec`.
+        action_space: the env's (normalized) Box action space.
+        control_hz: steps per second.
+        source: who acted (``expert``, ``online``, a teleop device...).
+        backend: the backend name, where known.
+        state_parts: named slices of the ``state`` vector (``RobotEnv.state_layout``).
+        **extra: more JSON-able keys (``teleop_device``...).
+    """
+    observation_spec: dict[str, dict] = {k: {"shape": list(s), "dtype": str(d)} for k, (s, d) in spec.shapes().items()}
+    if state_parts:
+        observation_spec["state"]["parts"] = {k: [part.start, part.stop] for k, part in state_parts.items()}
+    metadata = {
+        "task": task,
+        "obs_mode": obs_mode,
+        "control_hz": float(control_hz),
+        "observation_spec": observation_spec,
+        "action_spec": {"shape": list(action_space.shape), "low": action_space.low.tolist(), "high": action_space.high.tolist()},
+        "source": source,
+    }
+    if backend is not None:
+        metadata["backend"] = backend
+    return {**metadata, **extra}
 
 
 def check_metadata(metadata: Mapping[str, Any]) -> None:

@@ -69,6 +69,21 @@ class ObsSpec:
             out[name] = np.array(obs[name], dtype=np.uint8)
         return out
 
+    def canonical_batch(self, obs: Any) -> dict[str, np.ndarray]:
+        """A vector env's observations (leading axis N) -> ``{"state": float32 (N, D), <camera>:
+        uint8 (N, H, W, 3)}`` (copies); row i is ``canonical`` of sub-env i's observation."""
+        if not isinstance(obs, Mapping):
+            array = np.asarray(obs)
+            if self.images:  # bare image observations
+                return {STATE: np.zeros((len(array), 0), np.float32), "image": np.array(array, dtype=np.uint8)}
+            return {STATE: np.array(array, dtype=np.float32).reshape(len(array), -1)}
+        n = len(next(iter(obs.values())))
+        parts = [np.asarray(obs[k], dtype=np.float32).reshape(n, -1) for k in self.vector_keys]
+        out = {STATE: np.concatenate(parts, axis=1) if parts else np.zeros((n, 0), np.float32)}
+        for name in self.images:
+            out[name] = np.array(obs[name], dtype=np.uint8)
+        return out
+
     def shapes(self) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
         """Key -> (shape, dtype) of the canonical observation."""
         out = {STATE: ((self.state_dim,), np.dtype(np.float32))}

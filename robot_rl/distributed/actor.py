@@ -30,33 +30,17 @@ from robot_rl.data.schema import ObsSpec
 from robot_rl.distributed.common import Throttle, agent_description, make_hello, stop_with_parent
 from robot_rl.distributed.link import Link, LinkConfig
 from robot_rl.distributed.spool import Spool
+from robot_rl.rate import Rate
+from robot_rl.envs import make_env
+from robot_rl.human.devices import with_human
 from robot_rl.train.collect import success_of
-from robot_rl.train.human import with_human
-from robot_rl.train.loop import make_agent, make_env
+from robot_rl.train.setup import build_agent
 from robot_rl.transport import Transitions
 from robot_rl.transport.messages import arrays_to_state_dict
 
 log = logging.getLogger(__name__)
 STATUS_EVERY_S = 10.0
 EXIT_REJECTED = 3
-
-
-class Rate:
-    """Keeps a loop at ``hz`` (0: unlimited) by sleeping to absolute deadlines; never bursts to catch up."""
-
-    def __init__(self, hz: float) -> None:
-        self.period = 1.0 / hz if hz > 0 else 0.0
-        self.deadline = time.monotonic() + self.period
-
-    def sleep(self) -> None:
-        if not self.period:
-            return
-        now = time.monotonic()
-        if self.deadline > now:
-            time.sleep(self.deadline - now)
-            self.deadline += self.period
-        else:
-            self.deadline = now + self.period  # late: start over from now
 
 
 class ChunkBuilder:
@@ -121,7 +105,7 @@ class ControlLoop:
         counters = link.spool.counters
         self.seq, self.episode, self.produced = counters.next_seq, counters.next_episode, counters.transitions_produced
         self.builder = ChunkBuilder(cfg.id)
-        self.rng = np.random.default_rng(cfg.seed)
+        self.rng = np.random.default_rng(cfg.env.seed)
         self.rate, self.throttle = Rate(cfg.max_hz), Throttle(log, period_s=10.0)
         self.weights_serial, self.weights_version, self.episodes = 0, -1, 0
         self.stats = EpisodeStats(time.monotonic())
@@ -129,7 +113,7 @@ class ControlLoop:
         self.unqueued: Transitions | None = None  # closed, not yet in the queue
 
     def run(self) -> int:
-        obs = self.reset(seed=self.cfg.seed + self.episode)
+        obs = self.reset(seed=self.cfg.env.seed + self.episode)
         try:
             while not self.finished():
                 self.check_link()
@@ -244,18 +228,18 @@ def run_actor(cfg) -> int:
     torch.set_num_threads(max(cfg.threads, 1))
     train_cfg = cfg.train_config()
     with contextlib.ExitStack() as stack:
-        env = make_env(train_cfg)
+        env = make_env(cfg.env)
         stack.callback(env.close)
         spec = ObsSpec.from_space(env.observation_space)
-        agent = make_agent(train_cfg, spec, int(np.prod(env.action_space.shape)))
-        hello = make_hello(cfg.id, cfg.task, spec, env.action_space,
-                           agent_description("sac", cfg.sac, agent.actor_state_dict(), train_cfg.env_options()))
+        agent = build_agent(train_cfg, spec, int(np.prod(env.action_space.shape)))
+        hello = make_hello(cfg.id, cfg.env.task, spec, env.action_space,
+                           agent_description("sac", cfg.sac, agent.actor_state_dict(), cfg.env.options()))
         env = with_human(env, cfg.hil, stack, cfg.sim_human)
         spool = Spool(cfg.spool_dir)
         counters = spool.open()
         chunks, stats = queue.Queue(maxsize=cfg.queue_size), queue.Queue(maxsize=100)
         link = Link(LinkConfig(cfg.id, cfg.learner, cfg.weights_endpoint, cfg.keys, cfg.key_name), hello, spool, chunks, stats)
-        print(f"actor {cfg.id}: {cfg.task} -> learner {cfg.learner}; spool {cfg.spool_dir} (continuing at seq {counters.next_seq}, "
+        print(f"actor {cfg.id}: {cfg.env.task} -> learner {cfg.learner}; spool {cfg.spool_dir} (continuing at seq {counters.next_seq}, "
               f"episode {counters.next_episode}, {counters.transitions_produced} transitions produced so far)", flush=True)
         link.start()
         code = ControlLoop(cfg, env, agent, spec, link, chunks, stats).run()

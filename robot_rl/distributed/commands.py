@@ -1,18 +1,14 @@
-"""``robot-rl learner``, ``robot-rl actor`` and ``robot-rl launch``: typed configs, CLI by tyro."""
+"""``robot-rl learner``, ``robot-rl actor`` and ``robot-rl launch``: the commands (configs in
+:mod:`robot_rl.distributed.config`), each running its process."""
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-import pathlib
-import signal
 import sys
-from typing import Literal
 
-from robot_rl.agents.sac import SACConfig
-from robot_rl.hil import SimulatedHumanConfig
-from robot_rl.train.config import TrainConfig
-from robot_rl.transport import DEFAULT_TRANSITIONS_ENDPOINT, DEFAULT_WEIGHTS_ENDPOINT
+from robot_rl.distributed.config import ActorConfig, LaunchConfig, LearnerConfig
+from robot_rl.signals import stop_on_sigterm
 
 
 def setup_process() -> None:
@@ -21,63 +17,12 @@ def setup_process() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S",
                         stream=sys.stdout, force=True)
     logging.getLogger("robot_rl").setLevel(logging.INFO)
-    signal.signal(signal.SIGTERM, _interrupt)
-
-
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
+    stop_on_sigterm()
 
 
 @dataclasses.dataclass
-class Learner(TrainConfig):
-    """The learner of an actor/learner run: stores what actors send, trains SAC/RLPD on it and
-    publishes weights. Actors (`robot-rl actor`) may run on other machines and may crash or
-    restart at any time; so may the learner (`--resume`). Writes <out>/<name>/: episodes/,
-    store/ (chunks of episodes in progress), checkpoint.pt, TensorBoard logs, eval.csv, curve.png.
-    Actor-side options (--random-steps, --video-episodes) are ignored here."""
-
-    steps: int = 15_000
-    """Stop (with a final checkpoint) once this many transitions from all actors are stored."""
-    checkpoint_every: int = 1_000
-    """Write a checkpoint (agent, optimizers, counters; atomically) every N agent updates, and at exit."""
-    log_every: int = 100
-    """Write train/* scalars every N agent updates."""
-    eval_every: int = 2_500
-    """Evaluate the deterministic policy every N stored transitions (with --eval)."""
-    hil: Literal["none", "simulated", "spacemouse", "gamepad", "keyboard"] = "none"
-    """Actors have a human in the loop: keep --intervention-capacity room in the demo buffer for
-    the steps they flag as interventions (they also go to the online buffer either way)."""
-    bind: str = DEFAULT_TRANSITIONS_ENDPOINT
-    """ROUTER endpoint for actors (hello, transitions, stats, heartbeats). Loopback unless --bind-remote."""
-    weights_bind: str = DEFAULT_WEIGHTS_ENDPOINT
-    """PUB endpoint the weights are broadcast on."""
-    bind_remote: bool = False
-    """Allow binding addresses other machines can reach (tcp://*:5555, a LAN address); needs --keys."""
-    keys: pathlib.Path | None = None
-    """CURVE keys directory from `robot-rl keys` (learner.key_secret, authorized_actors/); none: no
-    encryption or authentication (loopback only)."""
-    publish_every: int = 50
-    """Publish new weights every N agent updates (the current ones are also re-sent every 5 s)."""
-    eval: bool = True
-    """Evaluate the deterministic policy in a local sim env every --eval-every transitions; training
-    pauses meanwhile (actors are still served between evaluation steps). Off for real-robot backends."""
-    max_message_mb: float = 64.0
-    """Largest message accepted from an actor, in MiB (bigger ones are logged and dropped)."""
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.algo != "sac":
-            raise ValueError("the distributed learner trains SAC/RLPD; behaviour cloning needs no actors (robot-rl train --algo bc)")
-        if self.publish_every < 1 or self.max_message_mb <= 0:
-            raise ValueError("--publish-every must be >= 1 and --max-message-mb > 0")
-
-    @property
-    def run_name(self) -> str:
-        return self.name or f"{self.task.replace('/', '_')}-distributed-{self.obs}-s{self.seed}"
-
-    @property
-    def max_message_bytes(self) -> int:
-        return int(self.max_message_mb * 2**20)
+class Learner(LearnerConfig):
+    __doc__ = LearnerConfig.__doc__
 
     def run(self) -> int:
         from robot_rl.distributed.learner import run_learner
@@ -87,85 +32,8 @@ class Learner(TrainConfig):
 
 
 @dataclasses.dataclass
-class Actor:
-    """An actor: runs the policy on one env (sim or a real robot) at the control rate, sends every
-    transition to the learner (spooled to disk first, resent until acked) and swaps in the
-    learner's newest weights between steps. It never waits for the learner: with the learner
-    away it keeps acting on its current weights and spooling."""
-
-    id: str
-    """This actor's id: names its data on the learner, its spool and (unless --key-name) its key pair."""
-    task: str = "pick_cube"
-    """Task name or gymnasium id; must match the learner's."""
-    obs: Literal["state", "pixels"] = "state"
-    """Observation type (robot_rl tasks only); must match the learner's."""
-    backend: str = "sim"
-    """Backend of a robot_rl task: sim or a real robot the task supports."""
-    env_kwargs: tuple[str, ...] = ()
-    """KEY=VALUE env options, as for the learner (they must match)."""
-    learner: str = DEFAULT_TRANSITIONS_ENDPOINT
-    """The learner's ROUTER endpoint, e.g. tcp://192.168.1.10:5555."""
-    weights: str | None = None
-    """The learner's weights (PUB) endpoint (default: the --learner host, port + 1)."""
-    keys: pathlib.Path | None = None
-    """CURVE keys directory holding learner.key and this actor's <key-name>.key_secret."""
-    key_name: str | None = None
-    """Name of this actor's key pair in --keys (default: --id)."""
-    spool: pathlib.Path | None = None
-    """Spool directory (default <out>/<name>/spool/<id>); reusing it continues this actor's numbering."""
-    out: pathlib.Path = pathlib.Path("runs")
-    """Parent of the run directory that holds the default spool."""
-    name: str = "actors"
-    """Run directory name under --out for the default spool (launch passes the learner's run name)."""
-    seed: int = 0
-    """Seeds the policy's sampling, random actions and the first env reset."""
-    max_hz: float = 0.0
-    """Most control steps per second (0: as fast as the env steps; a real env keeps its own rate)."""
-    steps: int = 0
-    """Stop once this actor id has produced N transitions, counted across restarts (0: run until Ctrl-C)."""
-    chunk_steps: int = 10
-    """Steps per transitions message; a kill -9 loses at most the chunk being filled (chunk-steps - 1 steps)."""
-    queue_size: int = 100
-    """Chunks the control loop may queue for the network thread before it waits (never drops)."""
-    flush_s: float = 10.0
-    """On exit, wait this long for the learner to ack what is spooled (the rest is resent next run)."""
-    random_steps: int = 0
-    """Uniformly random actions until this actor has produced N transitions."""
-    hil: Literal["none", "simulated", "spacemouse", "gamepad", "keyboard"] = "none"
-    """A human (or the simulated one) can take over; the steps are flagged as interventions."""
-    sim_human: SimulatedHumanConfig = dataclasses.field(default_factory=SimulatedHumanConfig)
-    """Triggers of the simulated human (with --hil simulated)."""
-    sac: SACConfig = dataclasses.field(default_factory=SACConfig)
-    """Agent settings: must match the learner's (the hello compares them)."""
-    device: str = "cpu"
-    """Torch device of the policy."""
-    threads: int = 1
-    """torch CPU threads for the policy (1 keeps the control loop's latency steady)."""
-
-    def __post_init__(self) -> None:
-        from robot_rl.distributed.common import check_actor_id
-
-        check_actor_id(self.id)
-        if self.chunk_steps < 1 or self.queue_size < 1 or self.steps < 0 or self.max_hz < 0:
-            raise ValueError("--chunk-steps and --queue-size must be >= 1, --steps and --max-hz >= 0")
-
-    @property
-    def spool_dir(self) -> pathlib.Path:
-        return self.spool or self.out / self.name / "spool" / self.id
-
-    @property
-    def weights_endpoint(self) -> str:
-        if self.weights is not None:
-            return self.weights
-        head, _, port = self.learner.rpartition(":")
-        if not port.isdigit():
-            raise ValueError(f"cannot derive the weights endpoint from --learner {self.learner}; pass --weights")
-        return f"{head}:{int(port) + 1}"
-
-    def train_config(self) -> TrainConfig:
-        """The training config the learner builds its env and agent from (same fields)."""
-        return TrainConfig(task=self.task, obs=self.obs, backend=self.backend, env_kwargs=self.env_kwargs, sac=self.sac,
-                           seed=self.seed, device=self.device)
+class Actor(ActorConfig):
+    __doc__ = ActorConfig.__doc__
 
     def run(self) -> int:
         from robot_rl.distributed.actor import run_actor
@@ -175,31 +43,8 @@ class Actor:
 
 
 @dataclasses.dataclass
-class Launch(Learner):
-    """One learner and N simulated actors on this machine, as subprocesses, with CURVE keys
-    generated in <out>/<name>/keys (if missing). Prints every process's output prefixed with
-    [learner] / [actor-0] ...; Ctrl-C (or the learner ending) stops them all. Takes every learner
-    option; the env, agent and --hil options go to the actors too."""
-
-    actors: int = 2
-    """Number of simulated actors (ids actor-0, actor-1, ...; actor i gets --seed seed+1+i)."""
-    actor_max_hz: float = 10.0
-    """--max-hz of each actor. The default, a real arm's 10 Hz control rate, makes sim actors produce
-    data as robots would, so the learner (~40 updates/s on 2 CPU cores) keeps a useful update-to-data
-    ratio; 0 runs them as fast as the sim goes (the learner then falls far behind on a CPU)."""
-    actor_steps: int = 0
-    """--steps of each actor (0: until stopped)."""
-    chunk_steps: int = 10
-    """--chunk-steps of each actor."""
-    stop_timeout_s: float = 15.0
-    """After SIGINT, wait this long for each process to exit before SIGKILL."""
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.actors < 1:
-            raise ValueError("--actors must be >= 1")
-        if self.hil not in ("none", "simulated"):
-            raise ValueError("launch runs simulated actors: --hil none or simulated (start a teleop actor with `robot-rl actor --hil ...`)")
+class Launch(LaunchConfig):
+    __doc__ = LaunchConfig.__doc__
 
     def run(self) -> int:
         from robot_rl.distributed.launch import run_launch

@@ -22,9 +22,12 @@ import sys
 import tempfile
 import threading
 import time
+import typing
 
-from robot_rl.distributed.commands import Actor, Launch, Learner
+import tyro
+
 from robot_rl.distributed.common import PARENT_PID_ENV, connect_address
+from robot_rl.distributed.config import ActorConfig, LaunchConfig, LearnerConfig
 from robot_rl.transport.auth import AUTHORIZED_DIR, generate_keys
 
 POLL_S = 0.2
@@ -52,15 +55,18 @@ def ensure_keys(directory: pathlib.Path, actors: list[str]) -> pathlib.Path:
 
 
 def cli_args(config, default, prefix: str = "", names: list[str] | None = None) -> list[str]:
-    """tyro command-line arguments that turn ``default`` into ``config`` (the fields that differ)."""
+    """tyro command-line arguments that turn ``default`` into ``config`` (the fields that differ);
+    a nested config marked ``tyro.conf.OmitArgPrefixes`` (the env) gives unprefixed flags."""
     args: list[str] = []
+    hints = typing.get_type_hints(type(config), include_extras=True)
     for field in dataclasses.fields(config):
         if names is not None and field.name not in names:
             continue
         value, base = getattr(config, field.name), getattr(default, field.name)
         name = prefix + field.name.replace("_", "-")
         if dataclasses.is_dataclass(value):
-            args += cli_args(value, base, name + ".")
+            flat = tyro.conf.OmitArgPrefixes in typing.get_args(hints.get(field.name))
+            args += cli_args(value, base, prefix if flat else name + ".")
         elif value == base:
             continue
         elif isinstance(value, bool):
@@ -72,22 +78,22 @@ def cli_args(config, default, prefix: str = "", names: list[str] | None = None) 
     return args
 
 
-def learner_command(cfg: Launch, keys: pathlib.Path) -> list[str]:
-    names = [f.name for f in dataclasses.fields(Learner)]
-    learner = Learner(**{name: getattr(cfg, name) for name in names})
+def learner_command(cfg: LaunchConfig, keys: pathlib.Path) -> list[str]:
+    names = [f.name for f in dataclasses.fields(LearnerConfig)]
+    learner = LearnerConfig(**{name: getattr(cfg, name) for name in names})
     learner = dataclasses.replace(learner, name=cfg.run_name, keys=keys)
-    return [sys.executable, "-m", "robot_rl.cli", "learner", *cli_args(learner, Learner(), names=names)]
+    return [sys.executable, "-m", "robot_rl.cli", "learner", *cli_args(learner, LearnerConfig(), names=names)]
 
 
-def actor_command(cfg: Launch, keys: pathlib.Path, index: int) -> list[str]:
-    actor = Actor(
-        id=f"actor-{index}", task=cfg.task, obs=cfg.obs, backend=cfg.backend, env_kwargs=cfg.env_kwargs,
+def actor_command(cfg: LaunchConfig, keys: pathlib.Path, index: int) -> list[str]:
+    actor = ActorConfig(
+        id=f"actor-{index}", env=dataclasses.replace(cfg.env, seed=cfg.env.seed + 1 + index),
         learner=connect_address(cfg.bind), weights=connect_address(cfg.weights_bind), keys=keys, out=cfg.out,
-        name=cfg.run_name, seed=cfg.seed + 1 + index, max_hz=cfg.actor_max_hz, steps=cfg.actor_steps,
+        name=cfg.run_name, max_hz=cfg.actor_max_hz, steps=cfg.actor_steps,
         chunk_steps=cfg.chunk_steps, random_steps=cfg.random_steps, hil=cfg.hil, sim_human=cfg.sim_human, sac=cfg.sac,
         flush_s=ACTOR_FLUSH_S,
     )
-    return [sys.executable, "-m", "robot_rl.cli", "actor", "--id", actor.id, *cli_args(actor, Actor(id=actor.id))]
+    return [sys.executable, "-m", "robot_rl.cli", "actor", "--id", actor.id, *cli_args(actor, ActorConfig(id=actor.id))]
 
 
 class ProcessGroup:
@@ -165,7 +171,7 @@ def supervise(group: ProcessGroup, actors: list[str]) -> int:
         time.sleep(POLL_S)
 
 
-def run_launch(cfg: Launch) -> int:
+def run_launch(cfg: LaunchConfig) -> int:
     names = [f"actor-{i}" for i in range(cfg.actors)]
     keys = cfg.keys or ensure_keys(cfg.run_dir / "keys", names)
     group = ProcessGroup()

@@ -25,7 +25,6 @@ import pathlib
 import time
 
 import numpy as np
-import torch
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
@@ -33,14 +32,17 @@ from robot_rl.data.replay import ReplayBuffer, SegmentEnd
 from robot_rl.data.schema import ObsSpec
 from robot_rl.distributed.common import (Throttle, agent_description, check_actor_id, chunk_episode, last_observation, make_hello,
                                          stop_with_parent)
-from robot_rl.distributed.serving import Sockets, open_sockets, peek_actor
+from robot_rl.distributed.serving import open_sockets, peek_actor
 from robot_rl.distributed.store import EpisodeStore, Status
+from robot_rl.data.episode_metadata import episode_metadata
+from robot_rl.data.sampling import sample_batch
+from robot_rl.envs import control_hz, make_env
 from robot_rl.train.checkpoint import load_checkpoint, save_checkpoint
-from robot_rl.train.collect import add_intervention_segments, episode_metadata
+from robot_rl.train.collect import add_intervention_segments
 from robot_rl.train.evaluate import evaluate
-from robot_rl.train.logs import RunLog, plot_curve
-from robot_rl.train.loop import (EVAL_SEED, control_hz, demo_directory, is_robot_rl_task, make_agent, make_demo_buffer,
-                                 make_env, prepare_run_dir, pretrain, sample_batch)
+from robot_rl.train.logs import RunLog
+from robot_rl.train.setup import (EVAL_SEED, build_agent, demo_directory, make_demo_buffer, prepare_run_dir,
+                                  pretrain, set_threads)
 from robot_rl.transport import (Ack, Heartbeat, Hello, MessageError, Reject, SchemaVersionError, Stats, Transitions,
                                 Weights, Welcome, compare_hello, messages)
 
@@ -100,7 +102,7 @@ class Learner:
         if checkpoint is not None:
             self.agent.load_state_dict(checkpoint["agent"])
             self.updates, self.version = checkpoint["updates"], checkpoint["weights_version"]
-        recovered = self.store.recover(self.hello.task if is_robot_rl_task(self.cfg.task) else None)
+        recovered = self.store.recover(self.hello.task if self.cfg.env.is_robot_rl_task else None)
         for episode in recovered.episodes:
             self.online.add_episode(episode)
             if self.cfg.hil != "none":
@@ -156,7 +158,7 @@ class Learner:
             self.report_handshake_failures()
 
     def train_step(self) -> None:
-        metrics = self.agent.update(sample_batch(self.online, self.demos, self.cfg.sac, self.cfg.demo_ratio))
+        metrics = self.agent.update(sample_batch(self.online, self.demos, self.cfg.agent_config, self.cfg.demo_ratio))
         self.updates += 1
         if self.updates % self.cfg.log_every == 0:
             elapsed = time.monotonic() - self.t0
@@ -349,8 +351,6 @@ class Learner:
     def finish(self) -> None:
         self.checkpoint()
         self.run_log.close()
-        if self.cfg.eval and (self.run_dir / "eval.csv").exists():
-            plot_curve(self.run_dir / "eval.csv", self.run_dir / "curve.png", f"{self.cfg.task} distributed SAC, seed {self.cfg.seed}")
         print(f"done: {self.store.transitions_stored} transitions stored, {self.updates} updates, weights v{self.version}; "
               f"run: {self.run_dir}", flush=True)
 
@@ -358,33 +358,31 @@ class Learner:
 # ------------------------------------------------------------------------------ set-up
 def build_learner(cfg, stack: contextlib.ExitStack) -> Learner:
     """Everything the loop needs, each closed with ``stack`` (a factory: long by nature)."""
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    env = make_env(cfg)  # for its declared spaces only: never reset or stepped
+    set_threads(cfg.threads)
+    env = make_env(cfg.env)  # for its declared spaces only: never reset or stepped
     stack.callback(env.close)
-    if cfg.eval and cfg.backend != "sim" and is_robot_rl_task(cfg.task):
-        print(f"no local evaluation: the learner has no robot (backend {cfg.backend!r}); the actors' env/* stats show progress", flush=True)
+    if cfg.eval and cfg.env.backend != "sim" and cfg.env.is_robot_rl_task:
+        print(f"no local evaluation: the learner has no robot (backend {cfg.env.backend!r}); the actors' env/* stats show progress", flush=True)
         cfg = dataclasses.replace(cfg, eval=False)
-    eval_env = make_env(cfg) if cfg.eval else None
+    eval_env = make_env(cfg.env) if cfg.eval else None
     if eval_env is not None:
         stack.callback(eval_env.close)
     spec, action_dim = ObsSpec.from_space(env.observation_space), int(np.prod(env.action_space.shape))
     sockets = open_sockets(cfg, stack)  # bad endpoints and keys fail before the run dir is written
     run_dir = prepare_run_dir(cfg)
-    agent = make_agent(cfg, spec, action_dim)
-    task = cfg.task if is_robot_rl_task(cfg.task) else None
-    demos = make_demo_buffer(cfg, demo_directory(cfg, run_dir), task, spec, action_dim)
-    online = ReplayBuffer(spec, action_dim, cfg.replay_capacity, name="online", seed=cfg.seed)
-    metadata = episode_metadata(cfg.task, cfg.obs, spec, env.action_space, control_hz(env) or 1.0, "online")
+    agent = build_agent(cfg, spec, action_dim)
+    demos = make_demo_buffer(cfg, demo_directory(cfg, run_dir), spec, action_dim)
+    online = ReplayBuffer(spec, action_dim, cfg.replay_capacity, name="online", seed=cfg.env.seed)
+    metadata = episode_metadata(cfg.env.task, cfg.env.obs, spec, env.action_space, control_hz(env) or 1.0, "online")
     store = EpisodeStore(run_dir, metadata, spec, action_dim)
-    hello = make_hello("learner", cfg.task, spec, env.action_space,
-                       agent_description(cfg.algo, cfg.sac, agent.actor_state_dict(), cfg.env_options()))
-    run_log = RunLog(run_dir)
+    hello = make_hello("learner", cfg.env.task, spec, env.action_space,
+                       agent_description(cfg.algo, cfg.sac, agent.actor_state_dict(), cfg.env.options()))
+    run_log = RunLog(run_dir, f"{cfg.env.task} distributed {cfg.algo}, seed {cfg.env.seed}", "transitions stored")
     stack.callback(run_log.close)
     learner = Learner(cfg, run_dir, spec, agent, online, demos, store, hello, eval_env, sockets, run_log)
     learner.restore()
     if learner.store.transitions_stored == 0 and learner.updates == 0:
-        pretrain(agent, demos, cfg.pretrain_updates, cfg.sac)
+        pretrain(agent, demos, cfg.pretrain_updates, cfg.agent_config)
     return learner
 
 
@@ -393,7 +391,7 @@ def run_learner(cfg) -> int:
     stop_with_parent()
     with contextlib.ExitStack() as stack:
         learner = build_learner(cfg, stack)
-        print(f"learner for {cfg.task}: actors connect to {cfg.bind} (weights on {cfg.weights_bind}), "
+        print(f"learner for {cfg.env.task}: actors connect to {cfg.bind} (weights on {cfg.weights_bind}), "
               f"{'CURVE keys from ' + str(cfg.keys) if cfg.keys else 'no encryption (loopback only)'}; run {learner.run_dir}", flush=True)
         return learner.serve()
 

@@ -9,6 +9,7 @@ import dataclasses
 import pathlib
 from typing import Literal
 
+from robot_rl.envs import EnvConfig, EnvOptions
 from robot_rl.reward.train import RewardTrainConfig
 
 
@@ -16,8 +17,11 @@ from robot_rl.reward.train import RewardTrainConfig
 class RecordLabels:
     """Record camera frames labelled success/failure for a reward classifier (labels.json + chunk_*.npz)."""
 
-    task: str = "pick_cube"
-    """Task name (see `robot-rl envs`); with --source episodes the files' task is used."""
+    env: EnvOptions = dataclasses.field(default_factory=lambda: EnvConfig(obs="pixels"))
+    """The task (see `robot-rl envs`; with --source episodes the files' task is used), its backend
+    and env options (--source task/teleop, e.g. image_height=64 image_width=64), and the seed of
+    the first episode (episode i uses seed + i) and of the action noise. Frames are camera images:
+    --obs stays pixels."""
     out: pathlib.Path = pathlib.Path("runs/labels")
     """Label directory (created; recording again appends if task, cameras and image shapes match)."""
     source: Literal["task", "episodes", "teleop"] = "task"
@@ -26,20 +30,15 @@ class RecordLabels:
     files (--episodes DIR), e.g. from `robot-rl record --teleop ... --obs pixels --keep-failures`. teleop:
     a person drives with --teleop DEVICE and presses success when the scene shows success (frames
     are labelled success from then until failure is pressed)."""
-    teleop: Literal["keyboard", "spacemouse", "gamepad"] = "keyboard"
-    """Teleop device for --source teleop."""
+    teleop: str = "keyboard"
+    """Teleop device for --source teleop: a teleop device (`robot-rl envs` lists them; not
+    simulated: a person presses success)."""
     num_episodes: int = 20
     """Episodes to run (--source task) or to label by hand (--source teleop)."""
     episodes: pathlib.Path | None = None
     """Directory of episode files recorded with --obs pixels (--source episodes)."""
     cameras: str = ""
     """Comma-separated cameras to store, e.g. front,wrist (empty: every camera)."""
-    backend: str = "sim"
-    """Backend (--source task)."""
-    env_kwargs: tuple[str, ...] = ()
-    """KEY=VALUE env options (--source task), e.g. image_height=64 image_width=64 (values read as JSON when they parse)."""
-    seed: int = 0
-    """Seed of the first episode (episode i uses seed + i) and of the action noise."""
     noise: float = 1.0
     """Expert action noise: each episode's Gaussian std is drawn uniformly from [0, noise] (normalized actions)."""
     random_fraction: float = 0.1
@@ -63,16 +62,17 @@ class RecordLabels:
             raise ValueError("--max-positives, --hold-steps and --noise must be >= 0")
         if not 0.0 <= self.random_fraction <= 1.0:
             raise ValueError(f"--random-fraction must be in [0, 1], got {self.random_fraction}")
+        if self.env.obs != "pixels":
+            raise ValueError("record-labels records camera frames: leave --obs at pixels")
         if self.source == "episodes" and self.episodes is None:
             raise ValueError("--source episodes needs --episodes DIR (episode files recorded with --obs pixels)")
+        from robot_rl.human.devices import check_device_name
+
+        check_device_name(self.teleop, allowed_extra=(), simulated=False)
 
     def camera_list(self) -> list[str] | None:
         return [c.strip() for c in self.cameras.split(",") if c.strip()] or None
 
-    def env_options(self) -> dict:
-        from robot_rl.registry import parse_overrides
-
-        return parse_overrides(self.env_kwargs)
 
     def run(self) -> int:
         record = {"episodes": self._record_episodes, "teleop": self._record_teleop, "task": self._record_task}[self.source]
@@ -86,13 +86,13 @@ class RecordLabels:
         import robot_rl
         from robot_rl.reward.dataset import LabelWriter, collect_from_env, image_shapes
 
-        options = self.env_options()
-        env = robot_rl.make(self.task, backend=self.backend, obs="pixels", **options)
+        options = self.env.options()
+        env = robot_rl.make(self.env.task, backend=self.env.backend, obs="pixels", **options)
         try:
             shapes = image_shapes(env.observation_space, self.camera_list())
-            with LabelWriter(self.out, self.task, shapes, "task", chunk_frames=self.chunk_frames,
-                             env_options={"backend": self.backend, **options}) as writer:
-                return collect_from_env(env, writer, self.num_episodes, self.seed, self.noise, self.random_fraction,
+            with LabelWriter(self.out, self.env.task, shapes, "task", chunk_frames=self.chunk_frames,
+                             env_options={"backend": self.env.backend, **options}) as writer:
+                return collect_from_env(env, writer, self.num_episodes, self.env.seed, self.noise, self.random_fraction,
                                         self.hold_steps, self.max_positives)
         finally:
             env.close()
@@ -101,21 +101,20 @@ class RecordLabels:
         import contextlib
 
         import robot_rl
-        from robot_rl.record import open_teleop
-        from robot_rl.reward.dataset import LabelWriter, image_shapes
-        from robot_rl.reward.teleop_labels import collect_from_teleop
+        from robot_rl.human.devices import open_device
+        from robot_rl.reward.dataset import LabelWriter, collect_from_teleop, image_shapes
 
-        options = self.env_options()
-        env = robot_rl.make(self.task, backend=self.backend, obs="pixels", **options)
+        options = self.env.options()
+        env = robot_rl.make(self.env.task, backend=self.env.backend, obs="pixels", **options)
         with contextlib.ExitStack() as stack:
             stack.callback(env.close)
-            device = open_teleop(self.teleop, env, stack)
+            device = open_device(self.teleop, env, stack)
             shapes = image_shapes(env.observation_space, self.camera_list())
-            writer = stack.enter_context(LabelWriter(self.out, self.task, shapes, self.teleop, chunk_frames=self.chunk_frames,
-                                                     env_options={"backend": self.backend, **options}))
+            writer = stack.enter_context(LabelWriter(self.out, self.env.task, shapes, self.teleop, chunk_frames=self.chunk_frames,
+                                                     env_options={"backend": self.env.backend, **options}))
             print(f"{device.name} drives: press success when the scene shows success, failure when it stops, "
-                  "end episode to finish it (see robot_rl/reward/teleop_labels.py)", flush=True)
-            return collect_from_teleop(env, device, writer, self.num_episodes, self.seed, self.max_positives)
+                  "end episode to finish it (see robot_rl/human/labels.py)", flush=True)
+            return collect_from_teleop(env, device, writer, self.num_episodes, self.env.seed, self.max_positives)
 
     def _record_episodes(self):
         from robot_rl.data import read_episodes

@@ -7,26 +7,29 @@ import pathlib
 from typing import Literal
 
 from robot_rl.agents.bc import BCConfig
+from robot_rl.agents.registry import agent_entry
 from robot_rl.agents.sac import SACConfig
-from robot_rl.hil import SimulatedHumanConfig
-
+from robot_rl.envs import EnvConfig, EnvOptions
+from robot_rl.human.devices import check_device_name
+from robot_rl.human.simulated import SimulatedHumanConfig
+from robot_rl.vector import VECTORIZATIONS
 
 @dataclasses.dataclass
 class TrainConfig:
     """Train an agent on a robot_rl task or any gymnasium env (single process)."""
 
-    task: str = "pick_cube"
-    """A robot_rl task (see `robot-rl envs`) or any gymnasium id with Box or Dict(Box, image)
-    observations and Box actions (e.g. Pendulum-v1)."""
-    obs: Literal["state", "pixels"] = "state"
-    """Observation type (robot_rl tasks only)."""
-    backend: str = "sim"
-    """Backend of a robot_rl task."""
-    env_kwargs: tuple[str, ...] = ()
-    """KEY=VALUE options for robot_rl.make / gymnasium.make, e.g. dense_reward=true image_height=64
-    (values are read as JSON when they parse, else as strings)."""
-    algo: Literal["sac", "bc"] = "sac"
-    """SAC/RLPD (online, with demos) or behaviour cloning on the demos alone."""
+    env: EnvOptions = dataclasses.field(default_factory=EnvConfig)
+    """The task, its backend, observations, env options and the seed (which also seeds the
+    agent, the replay sampling and the random actions)."""
+    algo: str = "sac"
+    """sac: SAC/RLPD (online, with demos); bc: behaviour cloning on the demos alone."""
+    num_envs: int = 1
+    """Envs stepped together (a vector env); each step adds num-envs transitions and makes
+    num-envs agent updates, so the update-to-data ratio does not change. Episodes of every
+    sub-env are written to episode files."""
+    vectorization: Literal["sync", "subprocess"] = "sync"
+    """With --num-envs > 1: step the envs one after the other in this process (sync), or each in
+    its own worker process (subprocess). A natively batched backend (e.g. --backend jax) ignores it."""
     demos: pathlib.Path | None = None
     """Directory of demonstration episode files (from `robot-rl record`)."""
     expert_demos: int = 0
@@ -37,8 +40,6 @@ class TrainConfig:
     """Agent updates on demo-only batches before the first env step (offline warm start; needs demos)."""
     steps: int = 15_000
     """Environment steps to train for (for bc: gradient updates)."""
-    seed: int = 0
-    """Seeds the agent, the env resets and the replay sampling."""
     out: pathlib.Path = pathlib.Path("runs")
     """Parent directory of the run directory."""
     name: str | None = None
@@ -47,10 +48,11 @@ class TrainConfig:
     """Continue the run in <out>/<name> from its last checkpoint and its episode files."""
     device: str = "cpu"
     """Torch device: cpu or cuda."""
-    hil: Literal["none", "simulated", "spacemouse", "gamepad", "keyboard"] = "none"
-    """Human in the loop: a teleop device that can take over the training env (its steps are
-    flagged as interventions and also go to the demo buffer). `simulated` is the task's scripted
-    expert taking over when the policy strays (see --sim-human.*); evaluation is never assisted."""
+    hil: str = "none"
+    """Human in the loop: none, simulated, or a teleop device (`robot-rl envs` lists them) that can
+    take over the training env (its steps are flagged as interventions and also go to the demo
+    buffer). `simulated` is the task's scripted expert taking over when the policy strays (see
+    --sim-human.*); evaluation is never assisted."""
     sim_human: SimulatedHumanConfig = dataclasses.field(default_factory=SimulatedHumanConfig)
     """Triggers of the simulated human (with --hil simulated)."""
     intervention_capacity: int = 50_000
@@ -91,18 +93,23 @@ class TrainConfig:
         for name in ("eval_every", "checkpoint_every", "log_every", "eval_episodes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
-        if self.algo == "bc" and self.demos is None and self.expert_demos == 0:
-            raise ValueError("--algo bc needs demonstrations: --demos DIR or --expert-demos N")
+        if not agent_entry(self.algo).online and self.demos is None and self.expert_demos == 0:
+            raise ValueError(f"--algo {self.algo} needs demonstrations: --demos DIR or --expert-demos N")
+        if self.num_envs < 1 or self.vectorization not in VECTORIZATIONS:
+            raise ValueError(f"--num-envs must be >= 1 and --vectorization one of {list(VECTORIZATIONS)}")
+        check_device_name(self.hil)
+        if self.num_envs > 1 and self.hil not in ("none", "simulated"):
+            raise ValueError(f"--hil {self.hil} is one person at one device: use --num-envs 1 (the simulated human "
+                             "works with any --num-envs)")
 
-    def env_options(self) -> dict:
-        """``env_kwargs`` as a dict; a malformed item fails with the item named."""
-        from robot_rl.registry import parse_overrides
-
-        return parse_overrides(self.env_kwargs)
+    @property
+    def agent_config(self):
+        """The config of the --algo agent (its field: --sac.*, --bc.*)."""
+        return getattr(self, agent_entry(self.algo).config_field)
 
     @property
     def run_name(self) -> str:
-        return self.name or f"{self.task.replace('/', '_')}-{self.algo}-{self.obs}-s{self.seed}"
+        return self.name or f"{self.env.task.replace('/', '_')}-{self.algo}-{self.env.obs}-s{self.env.seed}"
 
     @property
     def run_dir(self) -> pathlib.Path:

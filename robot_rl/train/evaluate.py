@@ -1,4 +1,4 @@
-"""Deterministic evaluation episodes, optionally filmed."""
+"""Deterministic evaluation episodes, optionally filmed (one env), or batched (a natively batched backend)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,11 @@ from typing import Callable
 
 import gymnasium as gym
 import numpy as np
+from gymnasium.vector import VectorEnv
 
 from robot_rl.data.schema import ObsSpec
 from robot_rl.train.collect import success_of
+from robot_rl.vector import lane_infos
 from robot_rl.video import VideoWriter
 
 
@@ -40,4 +42,22 @@ def evaluate(env: gym.Env, agent, spec: ObsSpec, episodes: int, seed: int, video
         returns.append(ret)
         successes.append(float(succeeded))
     success = float(np.mean(successes)) if not np.isnan(successes).any() else float("nan")
+    return success, float(np.mean(returns))
+
+
+def evaluate_batched(envs: VectorEnv, agent, spec: ObsSpec, seed: int) -> tuple[float, float]:
+    """One deterministic episode in each sub-env of a (natively batched) vector env, all at once:
+    sub-env i starts from seed ``seed + i``; its first episode counts, later ones are ignored.
+    Returns (success rate, mean return) as :func:`evaluate` does."""
+    n = envs.num_envs
+    raw, _ = envs.reset(seed=seed)
+    returns, succeeded, running = np.zeros(n), np.full(n, np.nan), np.ones(n, bool)
+    while running.any():
+        raw, rewards, terminated, truncated, infos = envs.step(agent.act_batch(spec.canonical_batch(raw), deterministic=True))
+        returns += np.where(running, rewards, 0.0)
+        for i, info in enumerate(lane_infos(infos, n)):
+            if running[i]:
+                succeeded[i] = np.fmax(succeeded[i], success_of(info))
+        running &= ~(terminated | truncated)
+    success = float(np.mean(succeeded)) if not np.isnan(succeeded).any() else float("nan")
     return success, float(np.mean(returns))

@@ -38,3 +38,9 @@ class ArmTask:
 
     def command_to_action(self, command: ArmTarget, state: ArmState, spec: ArmSpec) -> np.ndarray:
         return self.actions.to_action(command, state, spec)
+
+    def hold_action(self, spec: ArmSpec) -> np.ndarray:
+        """Zero motion, gripper open."""
+        action = np.zeros(self.actions.dim, dtype=np.float32)
+        action[-1] = 1.0
+        return action

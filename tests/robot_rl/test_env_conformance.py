@@ -7,15 +7,16 @@ import pytest
 import robot_rl
 from robot_rl.testing import check_conformance
 
-# Zero motion with the gripper open: no progress, so the episode must end by truncation.
-HOLD = {"pick_cube": np.array([0.0, 0.0, 0.0, 1.0], dtype=np.float32)}
-
-
 @pytest.mark.parametrize("obs", ["state", "pixels"])
 @pytest.mark.parametrize("task", sorted(robot_rl.tasks()))
 def test_conformance(task, obs):
+    """Every registered task on its family's sim backend; the task's hold action makes no
+    progress, so holding still must end the episode by truncation."""
     options = {"image_height": 48, "image_width": 48} if obs == "pixels" else {}
-    check_conformance(lambda: robot_rl.make(task, obs=obs, **options), HOLD[task], steps=25)
+    probe = robot_rl.make(task, obs=obs, **options)
+    hold = probe.unwrapped.task.hold_action(probe.unwrapped.backend.spec)
+    probe.close()
+    check_conformance(lambda: robot_rl.make(task, obs=obs, **options), hold, steps=25)
 
 
 def test_gymnasium_make_matches_robot_rl_make():

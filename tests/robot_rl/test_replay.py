@@ -17,7 +17,7 @@ from robot_rl.data import Episode, EpisodeRecorder
 from robot_rl.data.nstep import Links, follow_links
 from robot_rl.data.replay import ReplayBuffer, SegmentEnd, available_memory_bytes
 from robot_rl.data.schema import ObsSpec
-from robot_rl.record import episode_metadata, expert_policy, run_episode
+from robot_rl.human.recording import episode_metadata, expert_policy, run_episode
 
 STATE_DIM, ACTION_DIM, SIDE = 3, 2, 4
 STATE_SPEC = ObsSpec(state_dim=STATE_DIM)
@@ -180,7 +180,8 @@ def test_images_are_stored_once():
     buffer = ReplayBuffer(spec, action_dim=4, capacity=500)
     per_obs = 2 * 32 * 32 * 3 + 7 * 4
     links = 3 * 8  # write serial and segment link (slot, serial) per slot
-    assert buffer.nbytes == ReplayBuffer.bytes_needed(spec, 4, 500) == 500 * (per_obs + 4 * 4 + 4 + 1 + 1 + links)
+    successor = 8  # the slot each transition leads to
+    assert buffer.nbytes == ReplayBuffer.bytes_needed(spec, 4, 500) == 500 * (per_obs + 4 * 4 + 4 + 1 + 1 + successor + links)
     assert buffer.nbytes < 1.1 * 500 * per_obs  # not 2x: no separate next_obs arrays
 
 
@@ -252,7 +253,7 @@ def test_bad_observations_are_refused_naming_the_key_and_shape(key, value, match
 def test_bad_steps_are_refused():
     buffer = make_buffer()
     obs = make_obs(STATE_SPEC, 0, 1)
-    with pytest.raises(ValueError, match="no episode in progress; call start_episode"):
+    with pytest.raises(ValueError, match=r"no episode in progress \(lane 0\); call start_episode"):
         buffer.add(np.zeros(ACTION_DIM), 0.0, False, False, obs)
     buffer.start_episode(make_obs(STATE_SPEC, 0, 0))
     with pytest.raises(ValueError, match=r"action must be a float array of shape \(2,\), got float64 of shape \(3,\)"):

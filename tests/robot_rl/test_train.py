@@ -15,10 +15,18 @@ import pytest
 import tiny_envs  # noqa: F401  (registers TinyReach-v0)
 from robot_rl.agents.sac import SACConfig
 from robot_rl.data import read_episodes
+from robot_rl.envs import EnvConfig
 from robot_rl.train.config import TrainConfig
 from robot_rl.train.loop import train
 
 SMALL = SACConfig(hidden_dims=(64, 64), batch_size=64, init_temperature=0.1, actor_lr=1e-3, critic_lr=1e-3)
+
+
+def config(**options) -> TrainConfig:
+    """A TrainConfig from flat options, the env's (task, obs, backend, env_kwargs, seed) included."""
+    env_fields = {f.name for f in dataclasses.fields(EnvConfig)}
+    env = EnvConfig(**{k: options.pop(k) for k in list(options) if k in env_fields})
+    return TrainConfig(env=env, **options)
 
 
 def reach_config(tmp_path, **overrides):
@@ -27,7 +35,7 @@ def reach_config(tmp_path, **overrides):
         checkpoint_every=500, log_every=100, learning_starts=200, random_steps=200, video_episodes=1, sac=SMALL,
     )
     options.update(overrides)
-    return TrainConfig(**options)
+    return config(**options)
 
 
 def test_smoke_training_solves_a_tiny_reach_task_in_under_a_minute(tmp_path):
@@ -71,7 +79,7 @@ def test_nan_observation_fails_with_the_key_named(tmp_path):
 
 
 def test_pick_cube_with_expert_demos_writes_a_full_run(tmp_path):
-    cfg = TrainConfig(
+    cfg = config(
         task="pick_cube", expert_demos=2, steps=120, out=tmp_path, name="pc", eval_every=120, eval_episodes=1,
         checkpoint_every=120, learning_starts=64, video_episodes=1, sac=SMALL,
     )
@@ -84,8 +92,8 @@ def test_pick_cube_with_expert_demos_writes_a_full_run(tmp_path):
 
 def test_bc_needs_demos_and_trains_on_them(tmp_path):
     with pytest.raises(ValueError, match="needs demonstrations"):
-        TrainConfig(algo="bc")
-    cfg = TrainConfig(task="pick_cube", algo="bc", expert_demos=2, steps=50, out=tmp_path, name="bc", eval_every=50, eval_episodes=1, video_episodes=0)
+        config(algo="bc")
+    cfg = config(task="pick_cube", algo="bc", expert_demos=2, steps=50, out=tmp_path, name="bc", eval_every=50, eval_episodes=1, video_episodes=0)
     assert train(cfg).steps == 50
 
 
@@ -101,10 +109,10 @@ def test_train_cli_help_and_bad_task(tmp_path):
 
 
 def test_env_kwargs_are_parsed_as_json_and_malformed_ones_named():
-    cfg = TrainConfig(env_kwargs=("dense_reward=true", "image_height=64", "render_camera=wrist"))
-    assert cfg.env_options() == {"dense_reward": True, "image_height": 64, "render_camera": "wrist"}
+    cfg = config(env_kwargs=("dense_reward=true", "image_height=64", "render_camera=wrist"))
+    assert cfg.env.options() == {"dense_reward": True, "image_height": 64, "render_camera": "wrist"}
     with pytest.raises(ValueError, match="'dense_reward'"):
-        TrainConfig(env_kwargs=("dense_reward",)).env_options()
+        config(env_kwargs=("dense_reward",)).env.options()
 
 
 def test_an_env_that_cannot_render_still_finishes_without_a_video(tmp_path, capsys):
@@ -118,7 +126,7 @@ def test_an_env_that_cannot_render_still_finishes_without_a_video(tmp_path, caps
 
 def test_pixel_pick_cube_runs_end_to_end(tmp_path):
     tiny = SACConfig(hidden_dims=(32, 32), batch_size=16, encoder_features=16)
-    cfg = TrainConfig(
+    cfg = config(
         task="pick_cube", obs="pixels", env_kwargs=("image_height=32", "image_width=32"), expert_demos=1, steps=110,
         out=tmp_path, name="px", eval_every=110, eval_episodes=1, checkpoint_every=110, learning_starts=20, video_episodes=0, sac=tiny,
     )
@@ -144,17 +152,17 @@ def test_ctrl_c_stops_cleanly_and_the_run_resumes(tmp_path):
     assert proc.returncode == 130 and "--resume" in err
     episodes, errors = read_episodes(tmp_path / "int" / "episodes", task="pick_cube")
     assert episodes and not errors  # every finished episode is on disk and readable
-    resumed = train(TrainConfig(task="pick_cube", out=tmp_path, name="int", resume=True, steps=sum(len(e) for e in episodes) + 5,
+    resumed = train(config(task="pick_cube", out=tmp_path, name="int", resume=True, steps=sum(len(e) for e in episodes) + 5,
                                 eval_every=100000, eval_episodes=1, video_episodes=0, learning_starts=64,
                                 sac=SACConfig(hidden_dims=(32, 32), batch_size=32)))
     assert resumed.steps == sum(len(e) for e in episodes) + 5
 
 
 def test_simulated_human_interventions_are_flagged_stored_as_demos_and_logged(tmp_path):
-    from robot_rl.hil import SimulatedHumanConfig
+    from robot_rl.human.simulated import SimulatedHumanConfig
 
     human = SimulatedHumanConfig(triggers=("random",), random_prob=0.2, hold_steps=5)
-    cfg = TrainConfig(task="pick_cube", expert_demos=1, steps=220, out=tmp_path, name="hil", hil="simulated", sim_human=human,
+    cfg = config(task="pick_cube", expert_demos=1, steps=220, out=tmp_path, name="hil", hil="simulated", sim_human=human,
                       eval_every=220, eval_episodes=1, checkpoint_every=220, learning_starts=64, video_episodes=0,
                       intervention_capacity=500, sac=dataclasses.replace(SMALL, bc_weight=1.0))
     train(cfg)
@@ -182,7 +190,7 @@ def test_training_on_a_learned_reward_with_state_observations(tmp_path):
 
     spec = ClassifierSpec({"front": (16, 16, 3)}, channels=4, layers=2, features=8, hidden=(8,))
     path = save_classifier(tmp_path / "clf.pt", RewardClassifier(spec), {"threshold": 0.999999})
-    cfg = TrainConfig(task="pick_cube", expert_demos=1, steps=150, out=tmp_path, name="learned", reward_classifier=path,
+    cfg = config(task="pick_cube", expert_demos=1, steps=150, out=tmp_path, name="learned", reward_classifier=path,
                       env_kwargs=("image_height=16", "image_width=16", "terminate_on_success=false"),
                       eval_every=150, eval_episodes=1, learning_starts=64, video_episodes=0, sac=SMALL)
     result = train(cfg)
@@ -193,7 +201,8 @@ def test_training_on_a_learned_reward_with_state_observations(tmp_path):
     assert demos[0].observations["state"].shape[1] == 13 and demos[0].metadata["success"]
     assert all(e.rewards.sum() == 0 and e.truncated[-1] and len(e) == 100 for e in episodes + demos)
     with pytest.raises(ValueError, match="trained on 'front' 16x16; the env gives 'front' 128x128"):
-        train(dataclasses.replace(cfg, name="bad", env_kwargs=("terminate_on_success=false",), expert_demos=0))
+        train(dataclasses.replace(cfg, name="bad", env=dataclasses.replace(cfg.env, env_kwargs=("terminate_on_success=false",)),
+                                  expert_demos=0))
 
 
 def test_evaluation_runs_the_between_steps_hook_after_every_step():

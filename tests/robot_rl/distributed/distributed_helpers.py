@@ -16,7 +16,7 @@ import gymnasium as gym
 import numpy as np
 
 from robot_rl.data.schema import ObsSpec
-from robot_rl.train.collect import episode_metadata
+from robot_rl.data.episode_metadata import episode_metadata
 from robot_rl.transport import Transitions
 
 STATE_DIM, ACTION_DIM = 3, 2

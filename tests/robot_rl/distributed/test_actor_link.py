@@ -10,6 +10,7 @@ from robot_rl.agents.sac import SACAgent, SACConfig
 from robot_rl.data.schema import ObsSpec
 from robot_rl.distributed.actor import run_actor
 from robot_rl.distributed.commands import Actor
+from robot_rl.envs import EnvConfig
 from robot_rl.transport import Ack, Heartbeat, Hello, Reject, Transitions, Weights, Welcome, messages
 
 SAC = SACConfig(hidden_dims=(32, 32), batch_size=32)
@@ -17,7 +18,7 @@ DEADLINE_MS = 30_000
 
 
 def actor_config(tmp_path, ports, **changes) -> Actor:
-    return Actor(id="a0", task="Pendulum-v1", learner=f"tcp://127.0.0.1:{ports[0]}", weights=f"tcp://127.0.0.1:{ports[1]}",
+    return Actor(id="a0", env=EnvConfig(task="Pendulum-v1"), learner=f"tcp://127.0.0.1:{ports[0]}", weights=f"tcp://127.0.0.1:{ports[1]}",
                  spool=tmp_path / "spool", sac=SAC, flush_s=5.0, chunk_steps=10, **changes)
 
 

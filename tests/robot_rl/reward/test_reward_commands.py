@@ -10,7 +10,8 @@ import pathlib
 import pytest
 
 import robot_rl
-from robot_rl.record import expert_policy, record
+from robot_rl.envs import EnvConfig
+from robot_rl.human.recording import expert_policy, record
 from robot_rl.reward.commands import RecordLabels, TrainReward
 from robot_rl.reward.dataset import read_labels
 from robot_rl.reward.model import load_classifier
@@ -67,6 +68,8 @@ def test_clear_errors():
     with pytest.raises(ValueError, match="--episodes DIR"):
         RecordLabels(source="episodes")
     with pytest.raises(ValueError, match=r"cameras \['side'\] are not observed by the env"):
-        RecordLabels(num_episodes=1, cameras="side", env_kwargs=SIZE).run()
+        RecordLabels(num_episodes=1, cameras="side", env=EnvConfig(obs="pixels", env_kwargs=SIZE)).run()
     with pytest.raises(ValueError, match="KEY=VALUE"):
-        RecordLabels(env_kwargs=("image_height",)).run()
+        RecordLabels(env=EnvConfig(obs="pixels", env_kwargs=("image_height",))).run()
+    with pytest.raises(ValueError, match="leave --obs at pixels"):
+        RecordLabels(env=EnvConfig(obs="state"))
