@@ -162,3 +162,13 @@ class PuckSceneControl(Protocol):
     def set_goal_marker(self, pos_m: np.ndarray) -> None:
         """Draw the goal marker at ``pos_m`` ``(2,)``, table frame (visual only, no contact)."""
         ...
+
+
+def action_to_force_arrays(action: Any, max_force_n: Any, xp: Any) -> Any:
+    """``(..., 2)`` normalized actions -> the forces [N] a puck backend applies (limits included)."""
+    return clip_force_arrays(xp.clip(action, -1.0, 1.0) * max_force_n, max_force_n, xp)
+
+
+def force_to_action_arrays(force_n: Any, max_force_n: Any, xp: Any) -> Any:
+    """Inverse of :func:`action_to_force_arrays` on forces within the limit."""
+    return xp.clip(force_n / max_force_n, -1.0, 1.0)

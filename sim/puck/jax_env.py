@@ -39,8 +39,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from sim.puck.contract import action_to_force_arrays, force_to_action_arrays
 from sim.puck.model import PuckPhysics, euler_step_arrays, wall_arrays
-from tasks.puck.base import action_to_force_arrays, force_to_action_arrays
 
 Range = tuple[float, float]
 

@@ -1,31 +1,19 @@
 """What every puck task shares: the family, the control rate and the default action mapping.
 
 An action is a normalized force: ``action`` in ``[-1, 1]^2`` -> ``force_n = action * max_force_n``
-(table frame, per axis). The mapping is written once over ``xp`` arrays
-(:func:`action_to_force_arrays`, :func:`force_to_action_arrays`), so the JAX vector env maps a
-batch of actions exactly as :class:`PuckTask` maps one.
+(table frame, per axis). The mapping is the family's, written once over ``xp`` arrays in
+:mod:`sim.puck.contract` (``action_to_force_arrays``, ``force_to_action_arrays``), so the JAX
+vector env maps a batch of actions exactly as :class:`PuckTask` maps one.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import gymnasium as gym
 import numpy as np
 
-from sim.puck.contract import PuckCommand, PuckSpec, PuckState, clip_force_arrays
+from sim.puck.contract import PuckCommand, PuckSpec, PuckState, action_to_force_arrays, force_to_action_arrays
 
 ACTION_DIM = 2
-
-
-def action_to_force_arrays(action: Any, max_force_n: Any, xp: Any) -> Any:
-    """``(..., 2)`` normalized actions -> the forces [N] a puck backend applies (limits included)."""
-    return clip_force_arrays(xp.clip(action, -1.0, 1.0) * max_force_n, max_force_n, xp)
-
-
-def force_to_action_arrays(force_n: Any, max_force_n: Any, xp: Any) -> Any:
-    """Inverse of :func:`action_to_force_arrays` on forces within the limit."""
-    return xp.clip(force_n / max_force_n, -1.0, 1.0)
 
 
 class PuckTask:
