@@ -13,6 +13,20 @@ from robot_rl.task import Task
 OBS_MODES = ("state", "pixels")
 
 
+def check_action(action: Any, shape: tuple[int, ...], what: str = "action") -> np.ndarray:
+    """``action`` as a finite float32 array of ``shape``; a ValueError naming the shape otherwise
+    (every env of robot_rl, batched ones too, refuses bad actions the same way)."""
+    try:
+        arr = np.asarray(action, dtype=np.float32)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{what} must be a float array of shape {shape}, got {action!r}") from err
+    if arr.shape != shape:
+        raise ValueError(f"{what} must have shape {shape}, got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{what} must be finite (shape {shape}), got {arr}")
+    return arr
+
+
 class RobotEnv(gym.Env):
     """A gymnasium env composing one backend and one task (of the same robot family) at
     ``control_hz`` (default: the task's).
@@ -131,16 +145,7 @@ class RobotEnv(gym.Env):
         return self._observe(state), float(self.task.reward(state)), terminated, truncated, info
 
     def _check_action(self, action: Any) -> np.ndarray:
-        shape = self.action_space.shape
-        try:
-            arr = np.asarray(action, dtype=np.float32)
-        except (TypeError, ValueError) as err:
-            raise ValueError(f"action must be a float array of shape {shape}, got {action!r}") from err
-        if arr.shape != shape:
-            raise ValueError(f"action must have shape {shape}, got shape {arr.shape}")
-        if not np.all(np.isfinite(arr)):
-            raise ValueError(f"action must be finite (shape {shape}), got {arr}")
-        return np.clip(arr, self.action_space.low, self.action_space.high)
+        return np.clip(check_action(action, self.action_space.shape), self.action_space.low, self.action_space.high)
 
     def _observe(self, state: Any) -> Any:
         vector = self.task.observe(state, self.obs_mode)

@@ -9,7 +9,6 @@ the controller's target, ``sync(period_s)`` advances physics.
 from __future__ import annotations
 
 import dataclasses
-import os
 import pathlib
 
 import mujoco
@@ -18,7 +17,9 @@ import numpy as np
 from drivers.arm import panda
 from drivers.arm.impedance import CartesianImpedanceController, ImpedanceConfig
 from robot_rl.backends.arm import ArmSpec, ArmState, ArmTarget, ObjectSpec, clip_target
-from robot_rl.backends.base import CameraSpec, ConnectOnEnter
+from robot_rl.backends.base import CameraSpec
+from sim.rendering import OffscreenCameras, observed_cameras
+from sim.scene import MujocoScene
 
 ASSET = pathlib.Path(__file__).parent / "assets" / "arm7.xml"
 ARM_JOINTS = tuple(f"joint{i}" for i in range(1, 8))
@@ -93,7 +94,7 @@ def _add_contact_pairs(spec: mujoco.MjSpec, objects: tuple[ObjectSpec, ...]) -> 
                 spec.add_pair(geomname1=obj.name, geomname2=other.name, condim=3, friction=[obj.friction, obj.friction, 0.005, 0.0001, 0.0001])
 
 
-class MujocoArm(ConnectOnEnter):
+class MujocoArm(MujocoScene):
     """Simulated torque-controlled 7-DoF arm with a parallel gripper (Panda kinematics and limits,
     :mod:`drivers.arm.panda`).
 
@@ -108,7 +109,7 @@ class MujocoArm(ConnectOnEnter):
         names = [o.name for o in self.objects]
         if len(set(names)) != len(names):
             raise ValueError(f"object names must be unique, got {names}")
-        self._spec = ArmSpec(
+        spec = ArmSpec(
             dof=7,
             joint_limits_rad=np.array(panda.JOINT_LIMITS_RAD),
             workspace_low_m=np.asarray(self.config.workspace_low_m, dtype=np.float64),
@@ -120,31 +121,11 @@ class MujocoArm(ConnectOnEnter):
             home_joint_pos_rad=np.array(panda.READY_JOINT_POS_RAD),
             render_cameras=CAMERAS,
         )
-        self.model: mujoco.MjModel | None = None
-        self.data: mujoco.MjData | None = None
-        self._renderers: dict[tuple[int, int], mujoco.Renderer] = {}
+        super().__init__(spec, OffscreenCameras(CAMERAS, "the sim arm", (self.config.image_height, self.config.image_width)))
 
     # ------------------------------------------------------------------ lifecycle
-    @property
-    def spec(self) -> ArmSpec:
-        return self._spec
-
-    @property
-    def connected(self) -> bool:
-        return self.data is not None
-
-    def connect(self) -> None:
-        if self.connected:
-            return
-        self.model = build_model(self.objects, self.config)
-        self.data = mujoco.MjData(self.model)
-        self._bind()
-
-    def close(self) -> None:
-        for renderer in self._renderers.values():
-            renderer.close()
-        self._renderers.clear()
-        self.model = self.data = None
+    def _compile(self) -> mujoco.MjModel:
+        return build_model(self.objects, self.config)
 
     def _bind(self) -> None:
         """Look up ids and make the views the 500 Hz loop reads (no allocation per tick)."""
@@ -182,11 +163,6 @@ class MujocoArm(ConnectOnEnter):
         mujoco.mj_step1(self.model, self.data)
         mujoco.mj_jacSite(self.model, self.data, self._jac[:3], self._jac[3:], self._tcp)
         return self._tick_inputs
-
-    def _require(self) -> tuple[mujoco.MjModel, mujoco.MjData]:
-        if self.data is None:
-            raise RuntimeError("MujocoArm is not connected: call connect() or use it in a `with` block")
-        return self.model, self.data
 
     # ------------------------------------------------------------------ control
     def read_state(self) -> ArmState:
@@ -316,32 +292,9 @@ class MujocoArm(ConnectOnEnter):
         d.qvel[dof : dof + 6] = 0.0
         mujoco.mj_forward(m, d)
 
-    # ------------------------------------------------------------------ cameras
-    def render(self, camera: str, height: int | None = None, width: int | None = None) -> np.ndarray:
-        """RGB ``uint8 (H, W, 3)`` image of ``camera`` (default size from the config)."""
-        m, d = self._require()
-        if camera not in CAMERAS:
-            raise KeyError(f"unknown camera {camera!r}; the sim arm has {list(CAMERAS)}")
-        size = (height or self.config.image_height, width or self.config.image_width)
-        renderer = self._renderers.get(size)
-        if renderer is None:
-            try:
-                renderer = self._renderers[size] = mujoco.Renderer(m, *size)
-            except mujoco.FatalError as err:
-                raise RuntimeError(
-                    f"MuJoCo could not render offscreen (MUJOCO_GL={os.environ.get('MUJOCO_GL')!r}): {err}. "
-                    "Set MUJOCO_GL=egl (needs libegl1 + Mesa) or MUJOCO_GL=osmesa (needs libosmesa6) "
-                    "before mujoco is first imported; `make install` sets up both."
-                ) from err
-        renderer.update_scene(d, camera=camera)
-        return renderer.render()
-
 
 def make_backend(task, obs: str, **options) -> MujocoArm:
     """Registry entry point: the sim arm for ``task`` (its scene objects added). Options are
     :class:`MujocoArmConfig` fields; with ``obs="state"`` no camera is rendered per step unless
     ``cameras`` is given (``render()`` still films any camera)."""
-    config = MujocoArmConfig(**options)
-    if obs == "state" and "cameras" not in options:
-        config = dataclasses.replace(config, cameras=())
-    return MujocoArm(config, objects=tuple(getattr(task, "objects", ())))
+    return MujocoArm(observed_cameras(MujocoArmConfig(**options), obs, options), objects=tuple(getattr(task, "objects", ())))

@@ -9,14 +9,15 @@ a pixel policy can see it.
 from __future__ import annotations
 
 import dataclasses
-import os
 
 import mujoco
 import numpy as np
 
-from robot_rl.backends.base import CameraSpec, ConnectOnEnter
-from sim.puck.contract import PuckCommand, PuckSpec, PuckState, clip_command
+from robot_rl.backends.base import CameraSpec
+from sim.puck.contract import PuckCommand, PuckState, clip_command
 from sim.puck.model import CAMERAS, PuckPhysics, mjcf
+from sim.rendering import OffscreenCameras, observed_cameras
+from sim.scene import MujocoScene
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,7 +43,7 @@ class MujocoPuckConfig(PuckPhysics):
             raise ValueError(f"image size must be positive, got {self.image_height}x{self.image_width}")
 
 
-class MujocoPuck(ConnectOnEnter):
+class MujocoPuck(MujocoScene):
     """The simulated puck. Nothing happens in ``__init__``; ``connect()`` compiles the model."""
 
     family = "puck"
@@ -50,42 +51,20 @@ class MujocoPuck(ConnectOnEnter):
     def __init__(self, config: MujocoPuckConfig | None = None) -> None:
         self.config = config or MujocoPuckConfig()
         cameras = {c: CameraSpec(c, self.config.image_height, self.config.image_width) for c in self.config.cameras}
-        self._spec = self.config.spec(cameras)
-        self.model: mujoco.MjModel | None = None
-        self.data: mujoco.MjData | None = None
-        self._renderers: dict[tuple[int, int], mujoco.Renderer] = {}
+        super().__init__(self.config.spec(cameras),
+                         OffscreenCameras(CAMERAS, "the sim puck", (self.config.image_height, self.config.image_width)))
 
     # ------------------------------------------------------------------ lifecycle
-    @property
-    def spec(self) -> PuckSpec:
-        return self._spec
+    def _compile(self) -> mujoco.MjModel:
+        return mujoco.MjModel.from_xml_string(mjcf(self.config, self.config.image_height, self.config.image_width))
 
-    @property
-    def connected(self) -> bool:
-        return self.data is not None
-
-    def connect(self) -> None:
-        if self.connected:
-            return
-        self.model = mujoco.MjModel.from_xml_string(mjcf(self.config, self.config.image_height, self.config.image_width))
-        self.data = mujoco.MjData(self.model)
+    def _bind(self) -> None:
         m = self.model
         self._qpos = [m.jnt_qposadr[m.joint(j).id] for j in ("x", "y")]
         self._qvel = [m.jnt_dofadr[m.joint(j).id] for j in ("x", "y")]
         self._ctrl = [m.actuator(a).id for a in ("fx", "fy")]
         self._goal_mocap = m.body_mocapid[m.body("goal").id]
         mujoco.mj_forward(m, self.data)
-
-    def close(self) -> None:
-        for renderer in self._renderers.values():
-            renderer.close()
-        self._renderers.clear()
-        self.model = self.data = None
-
-    def _require(self) -> tuple[mujoco.MjModel, mujoco.MjData]:
-        if self.data is None:
-            raise RuntimeError("MujocoPuck is not connected: call connect() or use it in a `with` block")
-        return self.model, self.data
 
     # ------------------------------------------------------------------ control
     def read_state(self) -> PuckState:
@@ -133,32 +112,9 @@ class MujocoPuck(ConnectOnEnter):
         d.mocap_pos[self._goal_mocap, :2] = np.asarray(pos_m, dtype=np.float64)
         mujoco.mj_forward(m, d)
 
-    # ------------------------------------------------------------------ cameras
-    def render(self, camera: str, height: int | None = None, width: int | None = None) -> np.ndarray:
-        """RGB ``uint8 (H, W, 3)`` image of ``camera`` (default size from the config)."""
-        m, d = self._require()
-        if camera not in CAMERAS:
-            raise KeyError(f"unknown camera {camera!r}; the sim puck has {list(CAMERAS)}")
-        size = (height or self.config.image_height, width or self.config.image_width)
-        renderer = self._renderers.get(size)
-        if renderer is None:
-            try:
-                renderer = self._renderers[size] = mujoco.Renderer(m, *size)
-            except mujoco.FatalError as err:
-                raise RuntimeError(
-                    f"MuJoCo could not render offscreen (MUJOCO_GL={os.environ.get('MUJOCO_GL')!r}): {err}. "
-                    "Set MUJOCO_GL=egl (needs libegl1 + Mesa) or MUJOCO_GL=osmesa (needs libosmesa6) "
-                    "before mujoco is first imported."
-                ) from err
-        renderer.update_scene(d, camera=camera)
-        return renderer.render()
-
 
 def make_backend(task, obs: str, **options) -> MujocoPuck:
     """Registry entry point: the sim puck. Options are :class:`MujocoPuckConfig` fields; with
     ``obs="state"`` no camera is rendered per step unless ``cameras`` is given (``render()`` still
     films any camera)."""
-    config = MujocoPuckConfig(**options)
-    if obs == "state" and "cameras" not in options:
-        config = dataclasses.replace(config, cameras=())
-    return MujocoPuck(config)
+    return MujocoPuck(observed_cameras(MujocoPuckConfig(**options), obs, options))

@@ -39,6 +39,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from robot_rl.env import check_action
 from sim.puck.contract import action_to_force_arrays, force_to_action_arrays
 from sim.puck.model import PuckPhysics, euler_step_arrays, wall_arrays
 
@@ -206,16 +207,7 @@ class PuckVectorEnv(gym.vector.VectorEnv):
                 self._info(terminated | truncated, success, executed, clipped, final_obs))
 
     def _check_actions(self, actions: Any) -> np.ndarray:
-        shape = self.action_space.shape
-        try:
-            arr = np.asarray(actions, dtype=np.float32)
-        except (TypeError, ValueError) as err:
-            raise ValueError(f"actions must be a float array of shape {shape}, got {actions!r}") from err
-        if arr.shape != shape:
-            raise ValueError(f"actions must have shape {shape} (num_envs, action dim), got shape {arr.shape}")
-        if not np.all(np.isfinite(arr)):
-            raise ValueError(f"actions must be finite (shape {shape})")
-        return arr
+        return check_action(actions, self.action_space.shape, "actions (num_envs, action dim)")
 
     def _info(self, done: np.ndarray, success: np.ndarray, executed: np.ndarray, clipped: np.ndarray,
               final_obs: np.ndarray) -> dict[str, Any]:
