@@ -373,7 +373,8 @@ def build_learner(cfg, stack: contextlib.ExitStack) -> Learner:
     agent = build_agent(cfg, spec, action_dim)
     demos = make_demo_buffer(cfg, demo_directory(cfg, run_dir), spec, action_dim)
     online = ReplayBuffer(spec, action_dim, cfg.replay_capacity, name="online", seed=cfg.env.seed)
-    metadata = episode_metadata(cfg.env.task, cfg.env.obs, spec, env.action_space, control_hz(env) or 1.0, "online")
+    metadata = episode_metadata(cfg.env.task, cfg.env.obs, spec, env.action_space, control_hz(env) or 1.0, "online",
+                                state_parts=getattr(env.unwrapped, "state_layout", None))  # actors' backends may differ
     store = EpisodeStore(run_dir, metadata, spec, action_dim)
     hello = make_hello("learner", cfg.env.task, spec, env.action_space,
                        agent_description(cfg.algo, cfg.sac, agent.actor_state_dict(), cfg.env.options()))

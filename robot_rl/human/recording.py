@@ -33,6 +33,8 @@ import gymnasium as gym
 import numpy as np
 
 from robot_rl.data import Episode, EpisodeRecorder, write_episode
+from robot_rl.data.episode_metadata import episode_metadata
+from robot_rl.data.schema import ObsSpec
 from robot_rl.human.devices import DeviceUnavailable
 from robot_rl.human.intervene import InterveneWithTeleop
 from robot_rl.human.teleop import TeleopDevice, TeleopEvent
@@ -57,21 +59,11 @@ def expert_policy(env: gym.Env) -> np.ndarray:
     return base.task.expert(base.state)
 
 
-def episode_metadata(env: RobotEnv, backend: str, source: str) -> dict:
-    """The per-run metadata every episode file carries."""
-    return {
-        "task": env.task.name,
-        "backend": backend,
-        "obs_mode": env.obs_mode,
-        "control_hz": env.control_hz,
-        "observation_spec": env.observation_spec(),
-        "action_spec": {
-            "shape": list(env.action_space.shape),
-            "low": env.action_space.low.tolist(),
-            "high": env.action_space.high.tolist(),
-        },
-        "source": source,
-    }
+def robot_env_metadata(env: RobotEnv, backend: str, source: str) -> dict:
+    """The episode-file metadata (:func:`robot_rl.data.episode_metadata.episode_metadata`) of a RobotEnv."""
+    spec = ObsSpec.from_space(env.observation_space)
+    return episode_metadata(env.task.name, env.obs_mode, spec, env.action_space, env.control_hz, source, backend=backend,
+                            state_parts=env.state_layout)
 
 
 # ---------------------------------------------------------------------- the human as a driver
@@ -243,7 +235,7 @@ def record(
     if (policy is None) == (device is None):
         raise ValueError("record() needs exactly one driver: a policy or a teleop device")
     human = HumanDriver(device, env.action_space) if device is not None else None
-    metadata = episode_metadata(env.unwrapped, backend, source)
+    metadata = robot_env_metadata(env.unwrapped, backend, source)
     if human is not None:
         metadata["teleop_device"] = human.name
     recorder = EpisodeRecorder(metadata)

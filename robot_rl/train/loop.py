@@ -62,7 +62,8 @@ def _train_online(cfg: TrainConfig, run_dir, agent, demos, envs, eval_env, spec)
     if step == 0:
         pretrain(agent, demos, cfg.pretrain_updates, cfg.agent_config)
     metadata = episode_metadata(cfg.env.task, cfg.env.obs, spec, envs.single_action_space, control_hz(envs), "online",
-                                backend=cfg.env.backend if cfg.env.is_robot_rl_task else None)
+                                backend=cfg.env.backend if cfg.env.is_robot_rl_task else None,
+                                state_parts=getattr(getattr(eval_env, "unwrapped", None), "state_layout", None))
     collector = Collector(envs, spec, online, run_dir / "episodes", metadata, seed=cfg.env.seed + step,
                           intervention_buffer=demos if human else None)
     run_log = RunLog(run_dir, _title(cfg), "env steps")

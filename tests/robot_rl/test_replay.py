@@ -17,7 +17,7 @@ from robot_rl.data import Episode, EpisodeRecorder
 from robot_rl.data.nstep import Links, follow_links
 from robot_rl.data.replay import ReplayBuffer, SegmentEnd, available_memory_bytes
 from robot_rl.data.schema import ObsSpec
-from robot_rl.human.recording import episode_metadata, expert_policy, run_episode
+from robot_rl.human.recording import expert_policy, robot_env_metadata, run_episode
 
 STATE_DIM, ACTION_DIM, SIDE = 3, 2, 4
 STATE_SPEC = ObsSpec(state_dim=STATE_DIM)
@@ -345,7 +345,7 @@ def test_a_real_env_feeds_the_buffer_online_and_from_recorded_episodes(obs_mode)
     env = robot_rl.make("pick_cube", obs=obs_mode, **options).unwrapped
     try:
         spec = ObsSpec.from_space(env.observation_space)
-        episode = run_episode(env, expert_policy, 0, EpisodeRecorder(episode_metadata(env, "sim", "test")), None, "")
+        episode = run_episode(env, expert_policy, 0, EpisodeRecorder(robot_env_metadata(env, "sim", "test")), None, "")
         online = ReplayBuffer(spec, env.action_space.shape[0], capacity=64)
         obs, _ = env.reset(seed=1)
         online.start_episode(spec.canonical(obs))
