@@ -20,7 +20,8 @@ except _metadata.PackageNotFoundError:  # running from a source tree without ins
     __version__ = "0.0.0+source"
 
 from robot_rl.registry import BackendEntry, TaskEntry, load_plugins, make, register, register_backend, tasks  # noqa: E402
+from robot_rl.vector import make_vector  # noqa: E402
 
 load_plugins()  # the installed packages' tasks and backends, and their gymnasium ids
 
-__all__ = ["BackendEntry", "TaskEntry", "make", "register", "register_backend", "tasks", "__version__"]
+__all__ = ["BackendEntry", "TaskEntry", "make", "make_vector", "register", "register_backend", "tasks", "__version__"]
