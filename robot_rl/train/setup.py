@@ -24,8 +24,7 @@ from robot_rl.data.replay import ReplayBuffer
 from robot_rl.data.sampling import demo_batch
 from robot_rl.data.schema import ObsSpec
 from robot_rl.envs import make_env, make_envs
-from robot_rl.human.devices import open_device
-from robot_rl.human.intervene import InterveneWithTeleop
+from robot_rl.human.devices import with_human
 from robot_rl.registry import lookup, lookup_backend
 from robot_rl.train.checkpoint import load_checkpoint, save_checkpoint
 from robot_rl.train.collect import add_intervention_segments
@@ -63,9 +62,7 @@ def make_train_envs(cfg: TrainConfig, stack: contextlib.ExitStack) -> VectorEnv:
     elif cfg.hil == "simulated":
         make_one = functools.partial(_with_simulated_human, cfg)
     else:
-        env = make_train_env(cfg)
-        stack.callback(env.close)
-        wrapped = InterveneWithTeleop(env, open_device(cfg.hil, env, stack))
+        wrapped = with_human(make_train_env(cfg), cfg.hil, stack)  # closed with the vector env
         make_one = lambda: wrapped  # noqa: E731  (one device, one env: the config allows only --num-envs 1)
     envs = make_envs(cfg.env, cfg.num_envs, "sync" if cfg.hil not in ("none", "simulated") else cfg.vectorization, make_one)
     stack.callback(envs.close)
@@ -85,13 +82,8 @@ def make_eval_env(cfg: TrainConfig) -> gym.Env | VectorEnv:
 
 def _with_simulated_human(cfg: TrainConfig) -> gym.Env:
     """A training env the task's scripted expert takes over when the policy strays (module-level,
-    so subprocess workers can build it)."""
-    from robot_rl.human.simulated import SimulatedHuman
-
-    env = make_train_env(cfg)
-    if not hasattr(env.unwrapped, "task") or not hasattr(env.unwrapped.task, "expert"):
-        raise ValueError("--hil simulated needs a robot_rl task with a scripted expert (see `robot-rl envs`)")
-    return InterveneWithTeleop(env, SimulatedHuman.for_env(env, cfg.sim_human))
+    so subprocess workers can build it; the simulated human holds nothing to close)."""
+    return with_human(make_train_env(cfg), "simulated", contextlib.ExitStack(), cfg.sim_human)
 
 
 def spaces_of(env: gym.Env | VectorEnv) -> tuple[ObsSpec, int]:
