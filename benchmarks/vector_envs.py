@@ -5,8 +5,10 @@
 Every configuration is stepped with random actions (autoreset included) through the same
 ``robot_rl.envs.make_envs`` the trainer uses; the baseline is one env stepped in this process
 (``--num-envs 1`` sync), measured in the same run, and each row prints its ratio to it. The
-machine's load (``/proc/loadavg``) is printed before and after. Timing excludes start-up
-(spawning the workers); the first steps (GL contexts, caches) are a warm-up.
+configurations are measured ``--repeats`` times in rotation (so a change of load hits all of
+them alike) and each row shows the median and the range. The machine's load
+(``/proc/loadavg``) is printed before and after. Timing excludes start-up (spawning the
+workers); the first steps (GL contexts, caches) are a warm-up.
 """
 
 from __future__ import annotations
@@ -61,21 +63,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=10.0, help="timed stepping per configuration")
     parser.add_argument("--obs", choices=("state", "pixels"), default="state")
     parser.add_argument("--task", default="pick_cube")
+    parser.add_argument("--repeats", type=int, default=3, help="rounds over all configurations")
     args = parser.parse_args(argv)
     options = ("image_height=64", "image_width=64") if args.obs == "pixels" else ()
     cfg = EnvConfig(task=args.task, obs=args.obs, env_kwargs=options)
     before = load()
-    rows = []
-    for num_envs, vectorization in CONFIGS:
-        print(f"timing --num-envs {num_envs} --vectorization {vectorization}...", file=sys.stderr, flush=True)
-        rows.append((num_envs, vectorization, time_steps(cfg, num_envs, vectorization, args.seconds)))
-    base = rows[0][2]["transitions_per_s"]
+    rates: dict[tuple[int, str], list[float]] = {config: [] for config in CONFIGS}
+    for round_ in range(args.repeats):
+        for num_envs, vectorization in CONFIGS:
+            print(f"round {round_ + 1}: --num-envs {num_envs} --vectorization {vectorization}...", file=sys.stderr, flush=True)
+            rates[(num_envs, vectorization)].append(time_steps(cfg, num_envs, vectorization, args.seconds)["transitions_per_s"])
+    base = float(np.median(rates[CONFIGS[0]]))
     print(f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
-          f"load {before} before, {load()} after; {args.task} obs={args.obs}, {args.seconds:.0f} s per row.\n")
-    print("| --num-envs | vectorization | env steps/s (all envs) | vs 1 env in-process |")
+          f"load {before} before, {load()} after; {args.task} obs={args.obs}, {args.seconds:.0f} s per measurement, "
+          f"median of {args.repeats} rounds.\n")
+    print("| --num-envs | vectorization | env steps/s, all envs (range) | vs 1 env in-process |")
     print("|---|---|---|---|")
-    for num_envs, vectorization, result in rows:
-        print(f"| {num_envs} | {vectorization} | {result['transitions_per_s']:.0f} | {result['transitions_per_s'] / base:.2f}x |")
+    for (num_envs, vectorization), values in rates.items():
+        median = float(np.median(values))
+        print(f"| {num_envs} | {vectorization} | {median:.0f} ({min(values):.0f}-{max(values):.0f}) | {median / base:.2f}x |")
     return 0
 
 
