@@ -13,7 +13,7 @@ import tyro
 from robot_rl.distributed.commands import Actor, Launch, Learner
 from robot_rl.envs import EnvConfig, EnvOptions
 from robot_rl.reward.commands import RecordLabels, TrainReward
-from robot_rl.signals import stop_on_sigterm
+from robot_rl.signals import interrupt_on_sigint, stop_on_sigterm
 from robot_rl.train.config import TrainConfig
 from robot_rl.transport.auth import Keys
 
@@ -131,6 +131,7 @@ COMMANDS = {"envs": Envs, "record": Record, "train": Train, "keys": Keys,
 
 
 def main(argv: list[str] | None = None) -> int:
+    interrupt_on_sigint()
     command = tyro.extras.subcommand_cli_from_dict(COMMANDS, args=argv, prog="robot-rl", description="robot_rl: learning on robots")
     try:
         return command.run()

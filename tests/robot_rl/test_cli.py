@@ -65,3 +65,24 @@ def test_record_without_a_driver_and_unknown_task_fail_clearly(tmp_path):
     assert result.returncode != 0 and "known tasks: ['pick_cube'" in result.stderr
     result = robot_rl_cli("record", "--teleop", "spacemouse", "--out", str(tmp_path))
     assert result.returncode == 2 and "spacemouse" in result.stderr.lower() and "Traceback" not in result.stderr
+
+
+def test_ctrl_c_stops_a_run_started_with_sigint_ignored(tmp_path):
+    """A script's background job (`robot-rl train ... &`) inherits SIGINT as ignored; Ctrl-C (SIGINT)
+    must still stop the run cleanly, and SIGTERM too, with the checkpoint written and exit 130."""
+    import signal
+    import time
+
+    for stop in (signal.SIGINT, signal.SIGTERM):
+        name = f"run-{stop.name}"
+        proc = subprocess.Popen([sys.executable, "-m", "robot_rl.cli", "train", "--task", "Pendulum-v1", "--steps", "100000",
+                                 "--out", str(tmp_path), "--name", name, "--learning-starts", "100000", "--video-episodes", "0"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ},
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not list((tmp_path / name).glob("events.out.tfevents*")):
+            time.sleep(0.2)
+        time.sleep(1.0)
+        proc.send_signal(stop)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130 and "--resume" in err, (stop, proc.returncode, err[-1000:])

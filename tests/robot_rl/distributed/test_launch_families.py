@@ -11,7 +11,7 @@ def test_launch_runs_the_puck_family(tmp_path):
     ports = free_ports()
     launch = Proc("launch", ["launch", "--task", "puck_reach", "--actors", "1", *TINY, "--env-kwargs", "max_episode_steps=20",
                              "--out", str(tmp_path), "--name", "puck", "--steps", "100000", "--learning-starts", "32",
-                             "--eval-every", "200", "--eval-episodes", "1", "--threads", "1", "--actor-max-hz", "0",
+                             "--eval-every", "600", "--eval-episodes", "1", "--threads", "1", "--actor-max-hz", "0",
                              "--bind", f"tcp://127.0.0.1:{ports[0]}", "--weights-bind", f"tcp://127.0.0.1:{ports[1]}"], tmp_path)
     try:
         launch.wait_for(r"\[learner\] eval at \d+ transitions", 120)  # learned and evaluated in the learner's sim
