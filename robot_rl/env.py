@@ -36,9 +36,10 @@ class RobotEnv(gym.Env):
         ``obs="pixels"``: ``{"state": float32 proprioception, <camera>: uint8 (H, W, 3), ...}``.
 
     ``step`` returns ``terminated`` (the task ended the episode: success or failure) and
-    ``truncated`` (the time limit) separately. ``info`` holds ``success``, ``executed_action``
-    (the action the backend really executed after its safety limits; store this one) and
-    ``action_clipped``.
+    ``truncated`` (the time limit, or the task's optional ``truncated(state)``: a reason outside
+    the MDP, e.g. a car that must recover from a crash) separately. ``info`` holds ``success``,
+    ``executed_action`` (the action the backend really executed after its safety limits; store
+    this one), ``action_clipped`` and whatever the task's optional ``info(state)`` adds (metrics).
 
     The backend is connected on the first ``reset`` and closed by ``close``.
     """
@@ -136,13 +137,19 @@ class RobotEnv(gym.Env):
         self._steps += 1
         executed_action = self.task.command_to_action(executed, before, self.backend.spec)
         terminated = bool(self.task.terminated(state))
-        truncated = not terminated and self._steps >= self.task.max_episode_steps
+        truncated = not terminated and (self._steps >= self.task.max_episode_steps or self._task_truncated(state))
         info = {
             "success": bool(self.task.success(state)),
             "executed_action": executed_action,
             "action_clipped": bool(np.max(np.abs(executed_action - action)) > 1e-4),
         }
+        if hasattr(self.task, "info"):
+            info.update(self.task.info(state))
         return self._observe(state), float(self.task.reward(state)), terminated, truncated, info
+
+    def _task_truncated(self, state: Any) -> bool:
+        """The task's own reason to cut the episode short (optional ``task.truncated``)."""
+        return bool(self.task.truncated(state)) if hasattr(self.task, "truncated") else False
 
     def _check_action(self, action: Any) -> np.ndarray:
         return np.clip(check_action(action, self.action_space.shape), self.action_space.low, self.action_space.high)

@@ -76,3 +76,9 @@ class Task(Protocol):
     def expert(self, state: Any) -> np.ndarray:
         """A scripted action from the (privileged, in sim) state: demos and simulated humans."""
         ...
+
+
+# Optional, called by RobotEnv when a task defines them (not part of the Protocol above):
+#   truncated(state) -> bool   end the episode now for a reason outside the MDP (it bootstraps):
+#                              a crash the robot must recover from, being stuck (tasks/car/lap.py)
+#   info(state) -> dict        per-step metrics merged into the step's info (lap time, ...)
