@@ -239,8 +239,8 @@ def clip_car_command(
 def _clip_steering(steering_rad: float, spec: CarSpec, state: CarState, previous: CarCommand | None,
                    dt_s: float) -> float:
     reference = previous.steering_rad if previous is not None else state.steering_rad
-    steering = _slew(steering_rad, reference, spec.max_steering_rate_rad_s * dt_s)
-    return _clip(steering, -spec.max_steering_rad, spec.max_steering_rad)
+    return float(clip_steering_arrays(steering_rad, reference, spec.max_steering_rate_rad_s * dt_s,
+                                      spec.max_steering_rad, np))
 
 
 def _clip_speed(speed_m_s: float, spec: CarSpec, state: CarState, previous: CarCommand | None,
@@ -250,27 +250,37 @@ def _clip_speed(speed_m_s: float, spec: CarSpec, state: CarState, previous: CarC
     else:
         measured = state.forward_speed_m_s
         reference = measured if math.isfinite(measured) else 0.0
-    speed = _slew(speed_m_s, reference, spec.max_accel_m_s2 * dt_s)
-    return _clip(speed, -spec.max_reverse_speed_m_s, spec.max_speed_m_s)
+    return float(clip_speed_arrays(speed_m_s, reference, spec.max_accel_m_s2 * dt_s, spec.max_reverse_speed_m_s,
+                                   spec.max_speed_m_s, np))
 
 
 def _clip_throttle(throttle: float, spec: CarSpec, state: CarState, previous: CarCommand | None,
                    dt_s: float) -> float:
     reference = previous.throttle if previous is not None and previous.throttle is not None else 0.0
-    throttle = _slew(throttle, reference, spec.max_throttle_rate_per_s * dt_s)
-    throttle = _clip(throttle, -spec.max_throttle, spec.max_throttle)
-    measured = state.forward_speed_m_s  # nan compares false: no rule while the speed is unknown
-    if measured >= spec.max_speed_m_s:
-        throttle = min(throttle, 0.0)
-    if measured <= -spec.max_reverse_speed_m_s:
-        throttle = max(throttle, 0.0)
-    return throttle
+    return float(clip_throttle_arrays(throttle, reference, spec.max_throttle_rate_per_s * dt_s, spec.max_throttle,
+                                      state.forward_speed_m_s, spec.max_speed_m_s, spec.max_reverse_speed_m_s, np))
 
 
-def _slew(value: float, reference: float, max_step: float) -> float:
-    """``value`` moved at most ``max_step`` away from ``reference``."""
-    return _clip(value, reference - max_step, reference + max_step)
+# ----------------------------------------------------------------------------- the rules as array functions
+# The limits above, written once over ``xp`` arrays (``numpy`` or ``jax.numpy``, any leading batch shape), so
+# a batched simulator (sim/car/jax_env.py) clips a batch of commands exactly as clip_car_command clips one.
+def clip_steering_arrays(steering_rad, reference_rad, max_step_rad, max_steering_rad, xp):
+    """Steering slewed at most ``max_step_rad`` from ``reference_rad``, then within ``+-max_steering_rad``."""
+    steering = xp.clip(steering_rad, reference_rad - max_step_rad, reference_rad + max_step_rad)
+    return xp.clip(steering, -max_steering_rad, max_steering_rad)
 
 
-def _clip(value: float, low: float, high: float) -> float:
-    return float(min(max(value, low), high))
+def clip_speed_arrays(speed_m_s, reference_m_s, max_step_m_s, max_reverse_speed_m_s, max_speed_m_s, xp):
+    """Speed set-point ramped at most ``max_step_m_s`` from ``reference_m_s``, then within the range."""
+    speed = xp.clip(speed_m_s, reference_m_s - max_step_m_s, reference_m_s + max_step_m_s)
+    return xp.clip(speed, -max_reverse_speed_m_s, max_speed_m_s)
+
+
+def clip_throttle_arrays(throttle, reference, max_step, max_throttle, measured_speed_m_s, max_speed_m_s,
+                         max_reverse_speed_m_s, xp):
+    """Throttle slewed and clipped; no forward drive at/above ``max_speed_m_s`` measured, no reverse drive
+    at/beyond ``-max_reverse_speed_m_s`` (a ``nan`` speed compares false: no rule)."""
+    throttle = xp.clip(throttle, reference - max_step, reference + max_step)
+    throttle = xp.clip(throttle, -max_throttle, max_throttle)
+    throttle = xp.where(measured_speed_m_s >= max_speed_m_s, xp.minimum(throttle, 0.0), throttle)
+    return xp.where(measured_speed_m_s <= -max_reverse_speed_m_s, xp.maximum(throttle, 0.0), throttle)
