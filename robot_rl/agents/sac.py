@@ -166,6 +166,7 @@ class SACAgent(AgentBase):
         self._generator = torch.Generator(device=self._device).manual_seed(seed)
         self._act_generator = torch.Generator(device=self._device).manual_seed(seed + 1_000_003)
         self._num_updates = 0
+        self.skipped_steps = 0  # optimizer steps skipped for a non-finite gradient, since construction
 
     def _build_networks(self) -> None:
         cfg = self._config
@@ -274,7 +275,7 @@ class SACAgent(AgentBase):
         temperature_loss = -self._log_alpha * entropy_gap
         self._temperature_opt.zero_grad(set_to_none=True)
         temperature_loss.backward()
-        self._temperature_opt.step()
+        self._step_if_finite(self._temperature_opt, self._log_alpha.grad)
         return {"train/actor_loss": actor_loss.detach(), "train/actor_grad_norm": actor_grad_norm,
                 "train/temperature": self._log_alpha.detach().exp(), "train/entropy": -log_prob.detach().mean(), **bc_metrics}
 
@@ -303,8 +304,17 @@ class SACAgent(AgentBase):
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(params, self._config.grad_clip_norm)
-        optimizer.step()
+        self._step_if_finite(optimizer, grad_norm)
         return grad_norm.detach()
+
+    def _step_if_finite(self, optimizer: torch.optim.Optimizer, gradient: torch.Tensor) -> None:
+        """Step unless the gradient (its norm) holds NaN or inf -- a loss made non-finite by the batch
+        would turn every weight into NaN: that step is skipped and counted (:attr:`skipped_steps`)."""
+        if bool(torch.isfinite(gradient).all()):
+            optimizer.step()
+        else:
+            optimizer.zero_grad(set_to_none=True)
+            self.skipped_steps += 1
 
     # ------------------------------------------------------------ checkpoints and weights
 

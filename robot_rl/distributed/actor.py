@@ -40,6 +40,7 @@ from robot_rl.transport.messages import arrays_to_state_dict
 
 log = logging.getLogger(__name__)
 STATUS_EVERY_S = 10.0
+STALLED_S = 30.0  # connected, chunks waiting, no ack for this long: say so on the status line
 EXIT_REJECTED = 3
 
 
@@ -212,6 +213,8 @@ class ControlLoop:
             return
         self.last_status = now
         state = "connected" if self.link.connected else "learner unreachable"
+        if self.link.unacked_for(now) > STALLED_S:
+            state += f", but nothing acked for {self.link.unacked_for(now):.0f} s (the learner's log says why)"
         version = f"v{self.weights_version}" if self.weights_version >= 0 else "initial"
         print(f"actor {self.cfg.id}: {self.produced} transitions produced | episodes {self.episodes} | weights {version} | "
               f"{self.link.spooled_transitions()} spooled, not yet acked | {state}", flush=True)

@@ -49,4 +49,5 @@ class Launch(LaunchConfig):
     def run(self) -> int:
         from robot_rl.distributed.launch import run_launch
 
+        stop_on_sigterm()  # `kill <launch>` stops everything in order, like Ctrl-C
         return run_launch(self)

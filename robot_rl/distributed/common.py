@@ -27,17 +27,27 @@ log = logging.getLogger(__name__)
 
 
 def stop_with_parent() -> None:
-    """Under ``robot-rl launch``: receive SIGINT (a clean stop) when launch dies, even by SIGKILL
-    (Linux ``prctl(PR_SET_PDEATHSIG)``); elsewhere, or run by hand, nothing changes."""
+    """Under ``robot-rl launch``: receive SIGTERM (a clean stop, like Ctrl-C) when launch dies, even
+    by SIGKILL (Linux ``prctl(PR_SET_PDEATHSIG)``); elsewhere, or run by hand, nothing changes.
+    SIGTERM, not SIGINT: a process can inherit SIGINT as ignored (a script's background job)."""
     parent = os.environ.get(PARENT_PID_ENV)
     if not parent or not sys.platform.startswith("linux"):
         return
-    if ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGINT), 0, 0, 0) != 0:
+    if ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0) != 0:
         log.warning("cannot ask to be stopped with robot-rl launch (prctl: %s); stop this process yourself if launch dies",
                     os.strerror(ctypes.get_errno()))
         return
     if os.getppid() != int(parent):  # launch died before prctl took effect
-        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def give_back_memory() -> None:
+    """Return freed heap memory to the system (glibc ``malloc_trim``; a no-op elsewhere): after a
+    large message was dropped, its pages would otherwise stay in this process's RSS."""
+    if not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).malloc_trim(0)
 
 
 def lower_thread_priority(thread_ids: list[int], niceness: int = 10) -> None:
@@ -130,6 +140,8 @@ def last_observation(chunk: Transitions) -> dict[str, np.ndarray]:
 class Throttle:
     """Let a message through once per ``period_s`` per key (others are counted, then summarized)."""
 
+    MAX_KEYS = 4096
+
     def __init__(self, log: logging.Logger, period_s: float = 30.0) -> None:
         self.log, self.period_s = log, period_s
         self._last: dict[Any, float] = {}
@@ -140,6 +152,9 @@ class Throttle:
         if now - self._last.get(key, -math.inf) < self.period_s:
             self._skipped[key] = self._skipped.get(key, 0) + 1
             return
+        if len(self._last) > self.MAX_KEYS:  # many distinct senders: forget them, stay bounded
+            self._last.clear()
+            self._skipped.clear()
         skipped = self._skipped.pop(key, 0)
         self._last[key] = now
         self.log.warning("%s%s", message, f" (and {skipped} more like it)" if skipped else "")

@@ -7,6 +7,7 @@ import dataclasses
 import pathlib
 
 from robot_rl.agents.sac import SACConfig
+from robot_rl.distributed.bounds import DEFAULT_MAX_ABS_OBSERVATION, DEFAULT_MAX_ABS_REWARD
 from robot_rl.envs import EnvConfig, EnvOptions
 from robot_rl.human.devices import check_device_name
 from robot_rl.human.simulated import SimulatedHumanConfig
@@ -26,6 +27,9 @@ class LearnerConfig(TrainConfig):
     """Stop (with a final checkpoint) once this many transitions from all actors are stored."""
     checkpoint_every: int = 1_000
     """Write a checkpoint (agent, optimizers, counters; atomically) every N agent updates, and at exit."""
+    checkpoint_every_s: float = 60.0
+    """Also write one once this many seconds passed since the last, if the agent updated since (0: by
+    updates only); a crash loses the updates since the last checkpoint, and --resume says how many."""
     log_every: int = 100
     """Write train/* scalars every N agent updates."""
     eval_every: int = 2_500
@@ -49,7 +53,12 @@ class LearnerConfig(TrainConfig):
     """Evaluate the deterministic policy in a local sim env every --eval-every transitions; training
     pauses meanwhile (actors are still served between evaluation steps). Off for real-robot backends."""
     max_message_mb: float = 64.0
-    """Largest message accepted from an actor, in MiB (bigger ones are logged and dropped)."""
+    """Largest message accepted from an actor, in MiB (bigger ones are logged and dropped; a single
+    bigger frame makes ZeroMQ drop the connection)."""
+    max_abs_reward: float = DEFAULT_MAX_ABS_REWARD
+    """Refuse chunks holding a reward of larger magnitude (inf: any finite reward)."""
+    max_abs_observation: float = DEFAULT_MAX_ABS_OBSERVATION
+    """Refuse chunks holding a float observation (the state) of larger magnitude (inf: any finite value)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -57,6 +66,8 @@ class LearnerConfig(TrainConfig):
             raise ValueError("the distributed learner trains SAC/RLPD; behaviour cloning needs no actors (robot-rl train --algo bc)")
         if self.publish_every < 1 or self.max_message_mb <= 0:
             raise ValueError("--publish-every must be >= 1 and --max-message-mb > 0")
+        if not (self.max_abs_reward > 0 and self.max_abs_observation > 0 and self.checkpoint_every_s >= 0):
+            raise ValueError("--max-abs-reward and --max-abs-observation must be > 0 (inf: no limit), --checkpoint-every-s >= 0")
 
     @property
     def run_name(self) -> str:
@@ -148,7 +159,8 @@ class ActorConfig:
 class LaunchConfig(LearnerConfig):
     """One learner and N simulated actors on this machine, as subprocesses, with CURVE keys
     generated in <out>/<name>/keys (if missing). Prints every process's output prefixed with
-    [learner] / [actor-0] ...; Ctrl-C (or the learner ending) stops them all. Takes every learner
+    [learner] / [actor-0] ...; Ctrl-C or SIGTERM (or the learner finishing) stops them all; a learner
+    that dies is restarted with --resume (--no-restart-learner: stops them all). Takes every learner
     option; the env, agent and --hil options go to the actors too."""
 
     actors: int = 2
@@ -162,7 +174,10 @@ class LaunchConfig(LearnerConfig):
     chunk_steps: int = 10
     """--chunk-steps of each actor."""
     stop_timeout_s: float = 15.0
-    """After SIGINT, wait this long for each process to exit before SIGKILL."""
+    """After SIGTERM, wait this long for each process to exit before SIGKILL."""
+    restart_learner: bool = True
+    """Restart a learner that died (crash, kill, out of memory) with --resume while the actors keep
+    running (they spool and resend); at most 5 times in 10 minutes. Off: its death stops all."""
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -4,10 +4,15 @@ Each process runs ``python -m robot_rl.cli learner|actor ...`` with the options 
 config that differ from the defaults (nothing is pickled or shared in memory: they are ordinary
 processes that could as well run on different machines). Their stdout and stderr lines are
 printed prefixed with ``[learner]``, ``[actor-0]`` ...; the learner's status line every 2 s is
-the main view. Ctrl-C, the learner ending, an actor failing or every actor finishing stops the
-rest: SIGINT to the actors (they flush to the still running learner), then to the learner; each
-waited for up to ``--stop-timeout-s``, then SIGKILL. The exit code is 130 after Ctrl-C,
-else the learner's, else 1 if an actor failed.
+the main view. A learner that dies (crash, ``kill -9``, out of memory) is started again with
+``--resume`` while the actors keep running (``--restart-learner``, at most
+:data:`MAX_RESTARTS` times in :data:`RESTART_WINDOW_S`). Ctrl-C or SIGTERM, the learner finishing
+(or stopped), an actor failing or every actor finishing stops the rest: SIGTERM to the actors
+(they flush to the still running learner), then to the learner; each waited for up to
+``--stop-timeout-s``, then SIGKILL. SIGTERM, not SIGINT: a child can inherit SIGINT as ignored (a
+script's background job), never SIGTERM. If launch itself dies, even by SIGKILL, the kernel sends
+its children SIGTERM (Linux). The exit code is 130 after Ctrl-C or SIGTERM, else the learner's,
+else 1 if an actor failed.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from robot_rl.distributed.config import ActorConfig, LaunchConfig, LearnerConfig
 from robot_rl.transport.auth import AUTHORIZED_DIR, generate_keys
 
 POLL_S = 0.2
+MAX_RESTARTS, RESTART_WINDOW_S = 5, 600.0
 ACTOR_FLUSH_S = 5.0  # actors stop before the learner, so their last acks come at once; if the learner
 # ended first they would wait for nothing
 
@@ -126,7 +132,7 @@ class ProcessGroup:
         return {name: proc.poll() for name, proc in self.procs.items()}
 
     def stop(self, timeout_s: float) -> None:
-        """Stop the actors, then the learner (so the actors' last chunks are still acked): SIGINT,
+        """Stop the actors, then the learner (so the actors' last chunks are still acked): SIGTERM,
         wait up to ``timeout_s``, SIGKILL."""
         actors = [name for name in self.procs if name != "learner"]
         for names in (actors, ["learner"]):
@@ -137,7 +143,7 @@ class ProcessGroup:
     def _stop(self, names: list[str], timeout_s: float) -> None:
         live = {n: self.procs[n] for n in names if self.procs[n].poll() is None}
         for proc in live.values():
-            _signal(proc, signal.SIGINT)
+            _signal(proc, signal.SIGTERM)
         deadline = time.monotonic() + timeout_s
         for name, proc in live.items():
             try:
@@ -155,11 +161,12 @@ def _signal(proc: subprocess.Popen, sig: int) -> None:
         pass
 
 
-def supervise(group: ProcessGroup, actors: list[str]) -> int:
-    """Wait until the learner ends, an actor fails or every actor finished; the exit code."""
+def supervise(group: ProcessGroup, actors: list[str], restart) -> int:
+    """Wait until the learner ends (``restart()`` starts it again after a death, if it may), an actor
+    fails or every actor finished; the exit code."""
     while True:
         codes = group.returncodes()
-        if codes["learner"] is not None:
+        if codes["learner"] is not None and not (codes["learner"] not in (0, 130) and restart(codes["learner"])):
             return codes["learner"]
         failed = [n for n in actors if codes[n] not in (None, 0, 130)]
         if failed:
@@ -171,6 +178,30 @@ def supervise(group: ProcessGroup, actors: list[str]) -> int:
         time.sleep(POLL_S)
 
 
+class LearnerRestarts:
+    """``restart(code)``: start the learner again with --resume after it died, unless that happened
+    :data:`MAX_RESTARTS` times in :data:`RESTART_WINDOW_S` (a crash loop) or restarts are off."""
+
+    def __init__(self, group: ProcessGroup, cfg: LaunchConfig, keys: pathlib.Path) -> None:
+        self.group, self.cfg, self.keys = group, cfg, keys
+        self.times: list[float] = []
+
+    def __call__(self, code: int) -> bool:
+        if not self.cfg.restart_learner:
+            self.group.say("launch", f"learner exited with {code}; stopping everything (--no-restart-learner)")
+            return False
+        now = time.monotonic()
+        self.times = [t for t in self.times if now - t < RESTART_WINDOW_S] + [now]
+        if len(self.times) > MAX_RESTARTS:
+            self.group.say("launch", f"learner exited with {code}, its {len(self.times)}th death in {RESTART_WINDOW_S / 60:.0f} "
+                                     "min; stopping everything (see its last lines above)")
+            return False
+        self.group.say("launch", f"learner exited with {code}; restarting it with --resume (the actors keep running and "
+                                 "resend what they spooled)")
+        self.group.start("learner", learner_command(dataclasses.replace(self.cfg, resume=True), self.keys))
+        return True
+
+
 def run_launch(cfg: LaunchConfig) -> int:
     names = [f"actor-{i}" for i in range(cfg.actors)]
     keys = cfg.keys or ensure_keys(cfg.run_dir / "keys", names)
@@ -180,13 +211,15 @@ def run_launch(cfg: LaunchConfig) -> int:
         group.start("learner", learner_command(cfg, keys))
         for index, name in enumerate(names):
             group.start(name, actor_command(cfg, keys, index))
-        code = supervise(group, names)
+        code = supervise(group, names, LearnerRestarts(group, cfg, keys))
     except KeyboardInterrupt:
         code = 130
     finally:
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # one Ctrl-C stops all; the rest would cut that short
+        # one Ctrl-C or SIGTERM stops all; a second one would cut the orderly stop short
+        previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
         group.say("launch", f"stopping {len([p for p in group.procs.values() if p.poll() is None])} process(es)")
         group.stop(cfg.stop_timeout_s)
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     group.say("launch", "exit codes: " + ", ".join(f"{n} {c}" for n, c in group.returncodes().items()))
     return code

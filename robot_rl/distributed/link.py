@@ -10,8 +10,13 @@ most 10 s) and prints ``learner unreachable at ...`` once nothing came back for
 :data:`SILENCE_S`; a learner that goes silent while connected (no ack to the heartbeat every
 :data:`HEARTBEAT_S`) puts it back there. On ``welcome(stored_seq)`` it resends the spool from
 ``stored_seq + 1``; when acks stop advancing for :data:`RESEND_S` it resends from the last ack
-(go-back-N). ``reject`` (or a learner that holds more than this actor ever sent) is fatal:
-:attr:`Link.fatal` says why and the control loop exits non-zero.
+(go-back-N). A welcome holding less than this actor's spool starts at means the learner lost
+chunks it had acked (a damaged store): the thread asks it to resync (a ``resync`` heartbeat
+naming the first seq it still holds) and goes on from there. ``reject`` -- of the hello, or of a
+chunk the learner refuses (values out of bounds, another content under a stored seq) -- and a
+learner that holds more than this actor ever sent are fatal: :attr:`Link.fatal` says why (and
+what to do) and the control loop exits non-zero. A spool write that fails (a full disk) is
+retried; the control loop waits once its queue is full.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ HEARTBEAT_S = 2.0
 RESEND_S = 5.0  # acks stalled this long with chunks in flight: resend from the last ack
 MAX_BACKOFF_S = 10.0
 NO_WEIGHTS_S = 15.0  # welcomed this long ago and still no weights: say so
+RESYNC_WAIT_S = 10.0  # asked the learner to resync this long ago and it still holds too little: it cannot (older version)
 POLL_MS = 20
 SPOOL_PER_ITERATION = 8
 
@@ -99,6 +105,8 @@ class Link(threading.Thread):
         self._beats = 0
         self._welcomed_at = math.inf  # when a welcome announced published weights
         self._ever_welcomed = False
+        self._resync_asked_at: float | None = None
+        self._unspooled = None  # a chunk taken from the queue that the spool could not take yet (full disk)
 
     # ------------------------------------------------------------------ control-loop side
     def finish(self, flush_s: float) -> None:
@@ -110,6 +118,11 @@ class Link(threading.Thread):
     def spooled_transitions(self) -> int:
         return self.spool.pending_transitions()
 
+    def unacked_for(self, now: float) -> float:
+        """Seconds since the learner last acked anything while chunks wait for it (0: none wait)."""
+        waiting = self.connected and self.acked < self.spool.counters.next_seq - 1
+        return now - self._last_progress if waiting else 0.0
+
     # ------------------------------------------------------------------ the thread
     def run(self) -> None:
         try:
@@ -120,8 +133,8 @@ class Link(threading.Thread):
                 self.poller.register(self.dealer, zmq.POLLIN)
                 self.poller.register(self.sub, zmq.POLLIN)
                 while not self._done():
-                    self.spool_new_chunks()
-                    self.send_window()
+                    if self.spool_new_chunks():
+                        self.send_window()
                     self.receive(0 if self.chunks.qsize() else POLL_MS)
                     self.keep_alive(time.monotonic())
                 self.say_goodbye()
@@ -151,22 +164,34 @@ class Link(threading.Thread):
             return True
         if not self._stopping.is_set():
             return False
-        if not self.chunks.empty():
+        if not self.chunks.empty() or self._unspooled is not None:
             return False  # spool everything first
         flushed = self.acked >= self.spool.counters.next_seq - 1
         return flushed or time.monotonic() > self._flush_deadline  # what is left is resent by the next run
 
     # ------------------------------------------------------------------ steps
-    def spool_new_chunks(self) -> None:
+    def spool_new_chunks(self) -> bool:
         """Spool a few queued chunks (a bounded number: a fast producer must not starve the network),
-        made durable together before any of them is sent."""
-        for _ in range(SPOOL_PER_ITERATION):
-            try:
-                chunk = self.chunks.get_nowait()
-            except queue.Empty:
-                break
-            self.spool.add(chunk, messages.pack(chunk, max_bytes=self.cfg.max_message_bytes), self.weights_version, durable=False)
-        self.spool.sync()
+        made durable together before any of them is sent. False while the spool cannot be written."""
+        try:
+            for _ in range(SPOOL_PER_ITERATION):
+                if self._unspooled is None:
+                    self._unspooled = self.chunks.get_nowait()
+                chunk = self._unspooled
+                self.spool.add(chunk, messages.pack(chunk, max_bytes=self.cfg.max_message_bytes), self.weights_version, durable=False)
+                self._unspooled = None
+        except queue.Empty:
+            pass
+        except OSError as err:  # e.g. a full disk: keep the chunk, try again (the control loop waits once the queue is full)
+            self._throttle.warning("spool", f"actor {self.cfg.actor}: cannot write chunk seq {self._unspooled.seq} to the spool "
+                                            f"{self.spool.directory}: {err}; retrying (nothing is dropped)")
+        try:
+            self.spool.sync()
+        except OSError as err:
+            self._throttle.warning("spool sync", f"actor {self.cfg.actor}: cannot sync the spool {self.spool.directory}: {err}; "
+                                                 "retrying before sending")
+            return False
+        return True
 
     def send_window(self) -> None:
         if not self.connected:
@@ -218,6 +243,8 @@ class Link(threading.Thread):
         self._last_reply = time.monotonic()
         if isinstance(message, Reject):
             self.fatal = "rejected by the learner: " + message.reason + "".join(f"\n  - {d}" for d in message.differences)
+            if message.reason.startswith("chunk seq"):  # a refused chunk: it stays spooled
+                self.fatal += f"\n  - the spool: {self.spool.directory}"
         elif isinstance(message, Welcome):
             self.on_welcome(message)
         elif isinstance(message, Ack):
@@ -228,23 +255,39 @@ class Link(threading.Thread):
         first_needed = pending[0] if pending else last + 1
         if welcome.stored_seq > last:
             self.fatal = (f"the learner already holds seq {welcome.stored_seq} from actor {self.cfg.actor!r}, more than this actor "
-                          f"ever spooled (up to {last}): another actor uses this --id, or this actor's spool {self.spool.directory} "
-                          "was replaced. Use a new --id or the original --spool.")
+                          f"ever spooled (up to {last}): this --spool ({self.spool.directory}) is not the one this id used with "
+                          f"this learner run, or another process runs with --id {self.cfg.actor}. Start this actor with a new "
+                          "--id (what the learner stored stays), or with the --spool it used before.")
             return
         if welcome.stored_seq + 1 < first_needed:
-            self.fatal = (f"the learner holds seq up to {welcome.stored_seq} from actor {self.cfg.actor!r}, but this actor's spool "
-                          f"{self.spool.directory} continues at seq {first_needed} (earlier chunks were acked and deleted): a new "
-                          "learner run, or one restored from an older copy. Start this actor with a fresh --spool for a new run.")
+            self.ask_resync(welcome.stored_seq, first_needed)
             return
         if not self.connected:
             print(f"actor {self.cfg.actor}: connected to the learner at {self.cfg.learner}; it holds up to seq "
                   f"{welcome.stored_seq}, resending {sum(s > welcome.stored_seq for s in pending)} spooled chunk(s)", flush=True)
-        self.connected, self._backoff, self._ever_welcomed = True, 1.0, True
+        self.connected, self._backoff, self._ever_welcomed, self._resync_asked_at = True, 1.0, True, None
         if welcome.weights_version >= 0:
             self._welcomed_at = min(self._welcomed_at, time.monotonic())
         self.on_ack(welcome.stored_seq)  # never below our last ack: that case was fatal above
         self._next_send = welcome.stored_seq + 1
         self._last_progress = time.monotonic()
+
+    def ask_resync(self, stored_seq: int, first_needed: int) -> None:
+        """The learner lost chunks it had acked (this actor deleted them): ask it to go on from
+        ``first_needed``; an older learner that cannot is fatal after :data:`RESYNC_WAIT_S`."""
+        now = time.monotonic()
+        if self._resync_asked_at is not None and now - self._resync_asked_at > RESYNC_WAIT_S:
+            self.fatal = (f"the learner holds seq up to {stored_seq} from actor {self.cfg.actor!r}, but this actor's spool "
+                          f"{self.spool.directory} continues at seq {first_needed} (the chunks between were acked, then lost by "
+                          "the learner) and the learner does not resync (an older robot_rl?): upgrade the learner, or start "
+                          "this actor with a new --id")
+            return
+        if self._resync_asked_at is None:
+            print(f"actor {self.cfg.actor}: the learner holds seq up to {stored_seq}, but this actor's spool continues at seq "
+                  f"{first_needed}: the learner lost chunks it had acknowledged; asking it to continue from there", flush=True)
+            self._resync_asked_at = now
+        beat = self._heartbeat("resync")
+        self._send(messages.encode(dataclasses.replace(beat, counters={**beat.counters, "first_seq": first_needed})))
 
     def on_ack(self, stored_seq: int) -> None:
         if stored_seq > self.acked:

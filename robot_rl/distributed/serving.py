@@ -11,16 +11,22 @@ import zmq
 from robot_rl.transport import check_bind_address
 from robot_rl.transport.auth import make_server_socket, start_authenticator
 
-HANDSHAKE_EVENTS = zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+HANDSHAKE_EVENTS = zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_HANDSHAKE_FAILED_AUTH
 """Reported by the ROUTER's monitor: clients without CURVE (or with another learner's key) fail here,
 before the authenticator (which logs unknown keys itself) ever sees them."""
+MONITOR_EVENTS = HANDSHAKE_EVENTS | zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED
+"""...and connections opened and dropped (ZeroMQ drops one that sends a frame above MAXMSGSIZE)."""
+BUFFERED_PER_ACTOR_BYTES = 256 * 2**20
+"""Whole messages ZeroMQ may hold for one connection before it stops reading it (RCVHWM, in
+messages of --max-message-mb, at least 4). A multipart message in progress is not bounded by
+ZeroMQ: only each of its frames is (MAXMSGSIZE)."""
 
 
 @dataclasses.dataclass
 class Sockets:
     router: zmq.Socket
     pub: zmq.Socket
-    monitor: zmq.Socket | None
+    monitor: zmq.Socket
     poller: zmq.Poller
 
 
@@ -38,11 +44,11 @@ def open_sockets(cfg, stack: contextlib.ExitStack) -> Sockets:
     router, pub = make(zmq.ROUTER), make(zmq.PUB)
     stack.callback(router.close, linger=1000)  # the last acks still go out
     stack.callback(pub.close, linger=0)
-    router.setsockopt(zmq.MAXMSGSIZE, 2 * cfg.max_message_bytes)  # hard cap; decode() logs smaller excesses
-    monitor = router.get_monitor_socket(HANDSHAKE_EVENTS) if cfg.keys is not None else None
-    if monitor is not None:
-        stack.callback(monitor.close, linger=0)
-        stack.callback(router.disable_monitor)
+    router.setsockopt(zmq.MAXMSGSIZE, cfg.max_message_bytes)  # per frame: a larger one drops the connection
+    router.setsockopt(zmq.RCVHWM, max(4, BUFFERED_PER_ACTOR_BYTES // cfg.max_message_bytes))  # then it stops reading that peer
+    monitor = router.get_monitor_socket(MONITOR_EVENTS)
+    stack.callback(monitor.close, linger=0)
+    stack.callback(router.disable_monitor)
     for socket, endpoint in ((router, cfg.bind), (pub, cfg.weights_bind)):
         try:
             socket.bind(endpoint)
@@ -50,8 +56,7 @@ def open_sockets(cfg, stack: contextlib.ExitStack) -> Sockets:
             raise ValueError(f"cannot bind {endpoint}: {err} (another learner running? choose another port)") from err
     poller = zmq.Poller()
     for socket in (router, monitor):
-        if socket is not None:
-            poller.register(socket, zmq.POLLIN)
+        poller.register(socket, zmq.POLLIN)
     return Sockets(router, pub, monitor, poller)
 
 

@@ -5,56 +5,63 @@ Layout under the run directory::
     store/partial/<actor>/ep<episode:06d>/c<first_step:06d>.npz   one file per received chunk
     episodes/<actor>_ep<episode:06d>.npz                         one finished episode (the episode format)
 
-A chunk file holds the chunk's arrays (``action``, ``reward``, ``terminated``, ``truncated``,
-``intervention``, ``obs/<key>``) and ``meta``, a 0-d JSON string (actor, seq, episode,
-first_step, final); numpy alone reads it. Each is written atomically (temp file, fsync, rename,
-directory fsync) before the chunk is acked. When an episode's ``final`` chunk arrives its chunks
-become ONE episode file (``write_episode``; metadata adds ``actor``, ``episode``, ``first_seq``,
-``last_seq``, ``partial``, ``source``, ``intervention_steps``) and the chunk directory is removed.
+Each chunk file (:mod:`robot_rl.distributed.chunk_files`) is written atomically (temp file,
+fsync, rename, directory fsync) before the chunk is acked. When an episode's ``final`` chunk
+arrives its chunks become ONE episode file (``write_episode``; metadata adds ``actor``,
+``episode``, ``first_seq``, ``last_seq``, ``partial``, ``source``, ``intervention_steps``) and the
+chunk directory is removed. If that write fails (a full disk) the chunk files stay, the episode
+is retried by :meth:`EpisodeStore.retry_episode_files` and, failing that, on the next start.
 
 An episode the actor will never finish -- the actor started a newer episode (it was killed and
 restarted), or it stopped and said so -- is consolidated the same way with its last step marked
 ``truncated`` and ``partial: true``: nothing an actor sent is dropped.
 
 Chunks are accepted strictly in the actor's ``seq`` order: ``seq <= stored`` is a duplicate
-(acked again, not stored), ``seq > stored + 1`` a gap (not acked; the actor resends), and within
-an episode the steps must continue where the last chunk ended, so each ``(actor, episode, step)``
-is stored exactly once. On start-up :meth:`EpisodeStore.recover` rebuilds the per-actor state
-from the files: an episode file that exists wins over leftover chunks of the same episode
-(a crash between writing it and removing them), and ``*.tmp`` files are deleted.
+(acked again, not stored -- if its content matches what was stored under that seq, else it is
+refused), ``seq > stored + 1`` a gap (not acked; the actor resends), and within an episode the
+steps must continue where the last chunk ended, so each ``(actor, episode, step)`` is stored
+exactly once. Values must fit the learner's :class:`~robot_rl.distributed.bounds.ValueBounds`.
+
+On start-up :meth:`EpisodeStore.recover` rebuilds the per-actor state from the files: an episode
+file that exists wins over leftover chunks of the same episode (a crash between writing it and
+removing them), and ``*.tmp`` files are deleted. A damaged file is skipped; if that loses chunks
+its actor had seen acked (and deleted), the actor asks to :meth:`~EpisodeStore.resync`: the
+store continues at the actor's first held seq and skips chunks continuing an episode it lost.
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import enum
-import json
 import logging
 import pathlib
 import shutil
 from typing import Any, Iterable, Mapping
 
-import numpy as np
-
 from robot_rl.data import FORMAT_VERSION, Episode, EpisodeFileError, read_episode, write_episode
-from robot_rl.data.episodes import NPZ_READ_ERRORS
 from robot_rl.data.schema import ObsSpec
+from robot_rl.distributed.bounds import ValueBounds, chunk_problem
+from robot_rl.distributed.chunk_files import (chunk_digest, chunk_path, episode_name, join_chunks, read_chunk,  # noqa: F401
+                                              stored_keys, write_chunk)
 from robot_rl.distributed.common import check_actor_id, check_chunk
-from robot_rl.files import atomic_write, fsync_directory, fsync_file, remove_temp_files
+from robot_rl.files import fsync_directory, fsync_file, remove_temp_files
 from robot_rl.transport import Transitions
 from robot_rl.transport.handshake import library_version
 
 log = logging.getLogger(__name__)
-_STEP_ARRAYS = ("action", "reward", "terminated", "truncated", "intervention")
 MAX_EPISODE_BYTES_IN_MEMORY = 64 * 2**20
 """Per open episode: up to this much of its chunks stay in memory for consolidation."""
+DIGESTS_PER_ACTOR = 1024
+"""Content digests kept per actor, of its newest seqs (an actor resends at most its window, 32)."""
 
 
 class Status(enum.Enum):
     STORED = "stored"
-    DUPLICATE = "duplicate"  # already stored: ack again
+    DUPLICATE = "duplicate"  # already stored with this content: ack again
     GAP = "gap"  # an earlier chunk is missing: do not ack, the actor resends
-    INVALID = "invalid"  # does not fit (steps, spaces): do not ack
+    INVALID = "invalid"  # does not fit (steps, spaces, bounds, another content under a stored seq): refuse
+    SKIPPED = "skipped"  # after a resync: continues an episode the store lost; acked, not stored
 
 
 @dataclasses.dataclass
@@ -91,62 +98,19 @@ class Recovered:
     chunks: list[Transitions]
 
 
-def chunk_path(directory: pathlib.Path, first_step: int) -> pathlib.Path:
-    return directory / f"c{first_step:06d}.npz"
-
-
-def episode_name(actor: str, episode: int) -> str:
-    return f"{actor}_ep{episode:06d}.npz"
-
-
-def write_chunk(path: pathlib.Path, chunk: Transitions, durable: bool = True) -> None:
-    meta = {"actor": chunk.actor, "seq": chunk.seq, "episode": chunk.episode, "first_step": chunk.first_step,
-            "final": bool(chunk.final)}
-    arrays = {name: np.asarray(getattr(chunk, name)) for name in _STEP_ARRAYS}
-    arrays.update({f"obs/{k}": np.asarray(v) for k, v in chunk.observations.items()})
-    arrays["meta"] = np.array(json.dumps(meta))
-    atomic_write(path, lambda file: np.savez(file, **arrays), durable=durable)
-
-
-def read_chunk(path: pathlib.Path) -> Transitions:
-    """A chunk file -> Transitions; ValueError for an unreadable file."""
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {key: archive[key] for key in archive.files}
-        meta = json.loads(arrays.pop("meta").item())
-        observations = {key[4:]: value for key, value in arrays.items() if key.startswith("obs/")}
-        return Transitions(meta["actor"], meta["seq"], meta["episode"], meta["first_step"],
-                           *(arrays[name] for name in _STEP_ARRAYS), observations, meta["final"])
-    except (*NPZ_READ_ERRORS, KeyError, TypeError) as err:
-        raise ValueError(f"chunk file {path} is unreadable (torn by a crash before it was synced?): {err}") from err
-
-
-def join_chunks(chunks: list[Transitions], metadata: Mapping[str, Any], partial: bool) -> Episode:
-    """Consecutive chunks of one episode (the first starting at step 0) -> an :class:`Episode`."""
-    steps = {name: np.concatenate([np.asarray(getattr(c, name)) for c in chunks]) for name in _STEP_ARRAYS}
-    observations = {k: np.concatenate([np.asarray(c.observations[k]) for c in chunks]) for k in chunks[0].observations}
-    if partial:
-        steps["truncated"][-1] = not steps["terminated"][-1]
-    first, last = chunks[0], chunks[-1]
-    metadata = {**metadata, "actor": first.actor, "episode": first.episode, "first_seq": first.seq,
-                "last_seq": last.seq, "partial": partial, "intervention_steps": int(steps["intervention"].sum())}
-    if steps["intervention"].any():
-        metadata["source"] = "online+intervention"
-    return Episode(observations, steps["action"], steps["reward"].astype(np.float32), steps["terminated"],
-                   steps["truncated"], steps["intervention"], metadata)
-
-
 class EpisodeStore:
     """Per-actor chunk files and finished episode files under ``run_dir`` (see the module docstring).
 
     ``metadata`` is the episode-file metadata every episode shares (task, obs_mode, control_hz,
-    observation_spec, action_spec, source...). One store per run directory, one process at a time.
+    observation_spec, action_spec, source...). ``bounds``: what values a chunk may hold (None:
+    only finite ones). One store per run directory, one process at a time.
     """
 
-    def __init__(self, run_dir: pathlib.Path, metadata: Mapping[str, Any], spec: ObsSpec, action_dim: int) -> None:
+    def __init__(self, run_dir: pathlib.Path, metadata: Mapping[str, Any], spec: ObsSpec, action_dim: int,
+                 bounds: ValueBounds | None = None) -> None:
         self.episodes_dir = pathlib.Path(run_dir) / "episodes"
         self.partial_dir = pathlib.Path(run_dir) / "store" / "partial"
-        self.metadata, self.spec, self.action_dim = dict(metadata), spec, int(action_dim)
+        self.metadata, self.spec, self.action_dim, self.bounds = dict(metadata), spec, int(action_dim), bounds
         self.metadata.setdefault("format_version", FORMAT_VERSION)
         self.metadata.setdefault("robot_rl_version", library_version())
         self.transitions_stored = 0
@@ -154,6 +118,9 @@ class EpisodeStore:
         self._last_episode: dict[str, int] = {}
         self._open: dict[str, OpenEpisode] = {}
         self._unsynced: list[pathlib.Path] = []  # written with durable=False, not yet synced
+        self._digests: dict[str, collections.OrderedDict[int, bytes]] = {}
+        self._skipping: set[str] = set()  # resynced actors whose next chunk may continue a lost episode
+        self._unwritten: dict[tuple[str, int], tuple[OpenEpisode, bool]] = {}  # episode files a full disk refused
 
     # ------------------------------------------------------------------ state
     def stored_seq(self, actor: str) -> int:
@@ -185,7 +152,8 @@ class EpisodeStore:
             try:
                 episode = read_episode(path, task=task)
             except EpisodeFileError as err:
-                log.warning("store: skipping %s", err)
+                log.warning("store: skipping %s; its steps are not replayed (an actor that had them acknowledged resyncs "
+                            "when it connects: the store goes on from what that actor still holds)", err)
                 continue
             episodes.append(episode)
             meta = episode.metadata
@@ -257,15 +225,22 @@ class EpisodeStore:
         ``durable=False`` writes the chunk file without the two fsyncs (~10 ms each here); then
         :meth:`sync` must run before the chunk is acked. The learner accepts a whole poll batch
         that way and syncs once: one fsync per file and one per directory instead of two per chunk.
+        Raises OSError when the chunk cannot be written (nothing changed then).
         """
         actor, stored = chunk.actor, self.stored_seq(chunk.actor)
         if chunk.seq <= stored:
-            return Outcome(Status.DUPLICATE, stored)
+            return self._duplicate(chunk, stored)
         if chunk.seq > stored + 1:
             return Outcome(Status.GAP, stored, f"got seq {chunk.seq}, expected {stored + 1}")
         try:
             check_actor_id(actor)
             check_chunk(chunk, self.spec, self.action_dim)
+            problem = chunk_problem(self.bounds, chunk)
+            if problem:
+                raise ValueError(problem)
+            if actor in self._skipping and chunk.first_step != 0:
+                return self._skip(chunk)
+            self._skipping.discard(actor)
             state, written = self._episode_for(chunk)
         except ValueError as err:
             return Outcome(Status.INVALID, stored, str(err))
@@ -280,10 +255,49 @@ class EpisodeStore:
         self.transitions_stored += chunk.count
         if chunk.final:
             written.append(self._consolidate(state, partial=False))
-        return Outcome(Status.STORED, self.stored_seq(actor), episodes=written)
+        return Outcome(Status.STORED, self.stored_seq(actor), episodes=[p for p in written if p is not None])
+
+    def _duplicate(self, chunk: Transitions, stored: int) -> Outcome:
+        """A seq already stored: a resend (same content: ack again) or another chunk under that seq (refused)."""
+        known = self._digests.get(chunk.actor, {}).get(chunk.seq)
+        if known is None:
+            return Outcome(Status.INVALID, stored, f"seq {chunk.seq} was stored long ago (the learner holds up to {stored}) "
+                                                   "and cannot be compared: a working actor never resends it")
+        if known != chunk_digest(chunk):
+            return Outcome(Status.INVALID, stored, f"seq {chunk.seq} was already stored with different content: a second "
+                                                   "process with this --id, or a replaced --spool?")
+        return Outcome(Status.DUPLICATE, stored)
+
+    def _skip(self, chunk: Transitions) -> Outcome:
+        log.warning("store: actor %r chunk seq %d continues episode %d, whose start the store lost; acknowledged, not stored",
+                    chunk.actor, chunk.seq, chunk.episode)
+        self._stored_seq[chunk.actor] = chunk.seq
+        self._remember(chunk)
+        return Outcome(Status.SKIPPED, chunk.seq, "continues an episode the store lost")
+
+    def _remember(self, chunk: Transitions) -> None:
+        digests = self._digests.setdefault(chunk.actor, collections.OrderedDict())
+        digests[chunk.seq] = chunk_digest(chunk)
+        while len(digests) > DIGESTS_PER_ACTOR:
+            digests.popitem(last=False)
+
+    def resync(self, actor: str, first_seq: int) -> tuple[int, int] | None:
+        """The actor's spool starts at ``first_seq`` but the store holds only up to an earlier seq
+        (it lost chunks the actor saw acked and deleted): continue at ``first_seq``. Returns the
+        lost seq range, or None when nothing was missing."""
+        stored = self.stored_seq(actor)
+        if first_seq <= stored + 1:
+            return None
+        state = self._open.get(actor)
+        if state is not None:
+            self._consolidate(state, partial=True)
+        self._stored_seq[actor] = first_seq - 1
+        self._skipping.add(actor)
+        return stored + 1, first_seq - 1
 
     def sync(self) -> int:
         """Make the chunks accepted with ``durable=False`` durable; returns how many files it synced.
+        Raises OSError if that fails (then nothing is forgotten: the next call tries them all again).
 
         Chunks consolidated meanwhile are already durable in their episode file (written with
         fsync before their chunk directory was removed)."""
@@ -296,7 +310,7 @@ class EpisodeStore:
         self._unsynced.clear()
         return len(files)
 
-    def _episode_for(self, chunk: Transitions) -> tuple[OpenEpisode, list[pathlib.Path]]:
+    def _episode_for(self, chunk: Transitions) -> tuple[OpenEpisode, list[pathlib.Path | None]]:
         """The open episode ``chunk`` continues, or a new one (closing the actor's previous one)."""
         current = self._open.get(chunk.actor)
         if current is not None and current.episode == chunk.episode:
@@ -323,6 +337,7 @@ class EpisodeStore:
                 state.chunks = None
         self._open[state.actor] = state
         self._note(state.actor, chunk.seq, state.episode)
+        self._remember(chunk)
 
     def close_stopped(self, actor: str, last_seq: int) -> pathlib.Path | None:
         """The actor process stopped after sending up to ``last_seq``: close its open episode
@@ -335,38 +350,43 @@ class EpisodeStore:
     def finalize_stale(self, actors: Iterable[str] | None = None) -> list[pathlib.Path]:
         """Close the open episodes of ``actors`` (default: all) as truncated; for an offline clean-up
         when those actors will never continue them."""
-        return [self._consolidate(self._open[a], partial=True) for a in list(actors or self._open) if a in self._open]
+        closed = [self._consolidate(self._open[a], partial=True) for a in list(actors or self._open) if a in self._open]
+        return [path for path in closed if path is not None]
 
     # ------------------------------------------------------------------ consolidation
-    def _consolidate(self, state: OpenEpisode, partial: bool) -> pathlib.Path:
-        """Write the episode file from the chunk files, then remove them."""
-        path = self.episodes_dir / episode_name(state.actor, state.episode)
-        if not path.exists():
-            chunks = state.chunks if state.chunks is not None else self._read_chunks(state.directory)
-            write_episode(join_chunks(chunks, self.metadata, partial), self.episodes_dir, name=path.name)
-        self._remove(state.directory)
+    def _consolidate(self, state: OpenEpisode, partial: bool) -> pathlib.Path | None:
+        """Write the episode file from the chunks, then remove the chunk files. A write that fails
+        (a full disk) keeps them and the episode for :meth:`retry_episode_files`; returns None then."""
         if self._open.get(state.actor) is state:
             del self._open[state.actor]
+        path = self.episodes_dir / episode_name(state.actor, state.episode)
+        if not path.exists():
+            try:
+                chunks = state.chunks if state.chunks is not None else self._read_chunks(state.directory)
+                write_episode(join_chunks(chunks, self.metadata, partial), self.episodes_dir, name=path.name)
+            except OSError as err:
+                if (state.actor, state.episode) not in self._unwritten:
+                    log.warning("store: cannot write %s (%s); its chunks stay in %s and the file is written when the disk "
+                                "has room (retried every few seconds, and at the next start)", path.name, err, state.directory)
+                self._unwritten[(state.actor, state.episode)] = (state, partial)
+                return None
+        self._unwritten.pop((state.actor, state.episode), None)
+        self._remove(state.directory)
         return path
+
+    def retry_episode_files(self) -> list[pathlib.Path]:
+        """Write the episode files a full disk refused; returns those written now."""
+        written = [self._consolidate(state, partial) for state, partial in list(self._unwritten.values())]
+        done = [path for path in written if path is not None]
+        if done:
+            log.info("store: wrote %d episode file(s) the disk had no room for before", len(done))
+        return done
+
+    @property
+    def unwritten_episodes(self) -> int:
+        return len(self._unwritten)
 
     @staticmethod
     def _remove(directory: pathlib.Path) -> None:
         shutil.rmtree(directory, ignore_errors=True)
         fsync_directory(directory.parent)
-
-
-def stored_keys(run_dir: pathlib.Path) -> list[tuple[str, int, int]]:
-    """Every ``(actor, episode, step)`` in a run's store (episode files and open chunks), in order,
-    as :meth:`EpisodeStore.recover` reads it: leftover chunks of an episode whose file exists (a
-    learner stopped between writing the file and removing them) are not counted. For checks that
-    nothing is stored twice."""
-    keys, episodes_dir = [], pathlib.Path(run_dir) / "episodes"
-    for path in sorted(episodes_dir.glob("*.npz")):
-        episode = read_episode(path)
-        if "actor" in episode.metadata:
-            keys += [(episode.metadata["actor"], episode.metadata["episode"], t) for t in range(len(episode))]
-    for path in sorted((pathlib.Path(run_dir) / "store" / "partial").glob("*/ep*/c*.npz")):
-        actor, episode = path.parent.parent.name, int(path.parent.name[2:])
-        if not (episodes_dir / episode_name(actor, episode)).exists():
-            keys += read_chunk(path).keys()
-    return keys

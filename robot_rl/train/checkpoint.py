@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import pathlib
 from typing import Any
 
@@ -11,8 +12,15 @@ from robot_rl.files import atomic_write
 
 
 def save_checkpoint(path: pathlib.Path, payload: dict[str, Any]) -> None:
-    """``torch.save`` through :func:`robot_rl.files.atomic_write`: a kill mid-write keeps the old one."""
-    atomic_write(path, lambda file: torch.save(payload, file))
+    """``torch.save`` through :func:`robot_rl.files.atomic_write`: a kill mid-write keeps the old one.
+
+    The payload is serialized in memory first, so a failing disk (full: ENOSPC) raises ``OSError``
+    from the write itself -- torch's zip writer reports it as an opaque ``RuntimeError`` -- and the
+    previous file stays whole."""
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    data = buffer.getbuffer()
+    atomic_write(path, lambda file: file.write(data))
 
 
 def load_checkpoint(path: pathlib.Path) -> dict[str, Any]:

@@ -212,6 +212,15 @@ def make_server_socket(context: zmq.Context, kind: int, keys_dir: os.PathLike | 
         raise
 
 
+def peer_key(frame: zmq.Frame) -> str:
+    """The CURVE public key (Z85 text) that authenticated the connection ``frame`` came on, as the
+    authenticator reported it (ZAP ``User-Id``); "" on a socket without CURVE."""
+    try:
+        return frame.get("User-Id") or ""
+    except zmq.ZMQError:  # no ZAP handler ran for this connection (no --keys)
+        return ""
+
+
 # ------------------------------------------------------------------------------------ client side
 
 

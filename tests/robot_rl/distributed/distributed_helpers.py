@@ -58,13 +58,15 @@ def free_ports(n: int = 2) -> list[int]:
 class Proc:
     """A `python -m robot_rl.cli ...` subprocess writing to a log file (read with deadlines)."""
 
-    def __init__(self, name: str, args: list[str], log_dir: pathlib.Path) -> None:
+    def __init__(self, name: str, args: list[str], log_dir: pathlib.Path, ignore_sigint: bool = False) -> None:
+        """``ignore_sigint``: start it as a shell script's background job is (``robot-rl ... &``)."""
         self.name = name
         self.log = log_dir / f"{name}-{time.monotonic_ns()}.log"
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
+        preexec = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if ignore_sigint else None
         with open(self.log, "w") as out:
             self.proc = subprocess.Popen([sys.executable, "-m", "robot_rl.cli", *args], stdout=out, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, env=env, cwd=REPO)
+                                         stdin=subprocess.DEVNULL, env=env, cwd=REPO, preexec_fn=preexec)
 
     @property
     def text(self) -> str:
@@ -91,8 +93,8 @@ class Proc:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(timeout=10)
 
-    def interrupt(self, timeout_s: float = 30.0) -> int:
-        self.proc.send_signal(signal.SIGINT)
+    def interrupt(self, timeout_s: float = 30.0, sig: int = signal.SIGINT) -> int:
+        self.proc.send_signal(sig)
         return self.wait(timeout_s)
 
     def cleanup(self) -> None:
@@ -104,3 +106,18 @@ class Proc:
 def counters(spool: pathlib.Path) -> dict:
     path = spool / "counters.json"
     return json.loads(path.read_text()) if path.exists() else {}
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def wait_until(condition, timeout_s: float, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"{what} not met within {timeout_s} s"
+        time.sleep(0.05)

@@ -1,8 +1,13 @@
 """A real actor (in-process, on Pendulum) against a ZeroMQ learner socket played by the test."""
 
+import contextlib
+import dataclasses
+import subprocess
 import threading
+import time
 
 import gymnasium as gym
+import pytest
 import zmq
 
 from distributed_helpers import counters, free_ports
@@ -92,3 +97,39 @@ def test_an_actor_sends_every_step_in_order_swaps_in_weights_and_says_it_stopped
     saved = counters(tmp_path / "spool")
     assert saved["transitions_produced"] == 45 and saved["next_seq"] == 5 and saved["weights_version"] == 7
     assert not list((tmp_path / "spool").glob("*.msg"))  # all acked, all dropped
+
+
+def test_a_full_disk_under_the_spool_costs_a_warning_and_no_chunk(tmp_path, caplog):
+    """The spool's disk fills while the actor runs: chunks wait in memory, the network thread says
+    so and retries; once freed, every step is spooled, sent and acked."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)], capture_output=True, check=False).returncode:
+        pytest.skip("cannot mount a 1 MB tmpfs to fill (needs root)")
+    ports, context = free_ports(), zmq.Context()
+    filler = disk / "filler"
+
+    def fill_then_free():
+        deadline = time.monotonic() + 30
+        while not (disk / "spool" / "counters.json").exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        with open(filler, "wb", buffering=0) as file, contextlib.suppress(OSError):
+            while True:
+                file.write(bytes(4096))
+        time.sleep(1.5)
+        filler.unlink()
+
+    try:
+        learner = FakeLearner(context, ports, lambda hello: Welcome(hello.actor, -1, -1))
+        learner.start()
+        disk_user = threading.Thread(target=fill_then_free, daemon=True)
+        disk_user.start()
+        config = dataclasses.replace(actor_config(tmp_path, ports, steps=45, max_hz=20), spool=disk / "spool")
+        assert run_actor(config) == 0
+        disk_user.join(timeout=10)
+        learner.join(timeout=10)
+    finally:
+        context.destroy(linger=0)
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+    assert "cannot write chunk seq" in caplog.text and "No space left on device" in caplog.text
+    assert [c.seq for c in learner.chunks] == list(range(5)) and sum(c.count for c in learner.chunks) == 45

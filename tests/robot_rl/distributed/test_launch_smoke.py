@@ -23,7 +23,8 @@ def start_launch(tmp_path) -> Proc:
     return Proc("launch", ["launch", "--task", "pick_cube", "--actors", "1", *TINY, "--env-kwargs", "max_episode_steps=20",
                            "--out", str(tmp_path), "--name", "run", "--steps", "100000", "--learning-starts", "32",
                            "--no-eval", "--threads", "1", "--actor-max-hz", "0", "--bind", f"tcp://127.0.0.1:{ports[0]}",
-                           "--weights-bind", f"tcp://127.0.0.1:{ports[1]}"], tmp_path)
+                           "--weights-bind", f"tcp://127.0.0.1:{ports[1]}"], tmp_path,
+                ignore_sigint=True)  # as a script's background job starts it (`robot-rl launch ... &`)
 
 
 def test_launch_runs_learner_and_actor_and_ctrl_c_stops_them_all(tmp_path):

@@ -6,19 +6,14 @@ The clients are plain ZeroMQ sockets in this test; every receive waits behind a 
 import json
 import shutil
 
-import numpy as np
 import pytest
 import zmq
 
-import robot_rl
 from distributed_helpers import TINY, Proc, free_ports
-from robot_rl.agents.sac import SACAgent, SACConfig
-from robot_rl.data.schema import ObsSpec
-from robot_rl.distributed.common import agent_description, make_hello
-from robot_rl.transport import Ack, Reject, Transitions, Welcome, messages
-from robot_rl.transport.auth import generate_keys, secure_client
+from wire_clients import GoodActor, ask, client, hello_like_the_learner, pick_chunk, proc_status_mb
+from robot_rl.transport import Ack, Reject, messages
+from robot_rl.transport.auth import generate_keys
 
-REPLY_MS = 5000
 SILENCE_MS = 700
 
 
@@ -27,52 +22,6 @@ def context():
     context = zmq.Context()
     yield context
     context.destroy(linger=0)
-
-
-def hello_like_the_learner(actor: str, **changes):
-    env = robot_rl.make("pick_cube")
-    spec = ObsSpec.from_space(env.observation_space)
-    config = SACConfig(hidden_dims=(32, 32), batch_size=32)
-    agent = SACAgent(spec, 4, config)
-    hello = make_hello(actor, "pick_cube", spec, env.action_space, agent_description("sac", config, agent.actor_state_dict(), {}))
-    env.close()
-    return type(hello)(**{**hello.__dict__, **changes})
-
-
-def pick_chunk(actor: str, seq: int, count: int = 5) -> Transitions:
-    first = seq * count
-    rows = count + 1 if first == 0 else count
-    return Transitions(actor, seq, 0, first, np.zeros((count, 4), np.float32), np.zeros(count, np.float32),
-                       np.zeros(count, bool), np.zeros(count, bool), np.zeros(count, bool),
-                       {"state": np.zeros((rows, 13), np.float32)})
-
-
-def client(context, endpoint: str, name: str, keys=None, key=None) -> zmq.Socket:
-    socket = context.socket(zmq.DEALER)
-    socket.linger = 0
-    socket.routing_id = name.encode()
-    if keys is not None:
-        secure_client(socket, keys, key)
-    socket.connect(endpoint)
-    return socket
-
-
-def ask(socket: zmq.Socket, frames: list, timeout_ms: int = REPLY_MS):
-    socket.send_multipart(frames)
-    if socket.poll(timeout_ms, zmq.POLLIN):
-        return messages.decode(socket.recv_multipart())
-    return None
-
-
-class GoodActor:
-    def __init__(self, socket, hello):
-        self.socket, self.seq = socket, 0
-        assert isinstance(ask(socket, messages.encode(hello)), Welcome)
-
-    def send_and_expect_ack(self):
-        reply = ask(self.socket, messages.encode(pick_chunk("good", self.seq)))
-        assert reply == Ack("good", self.seq), reply
-        self.seq += 1
 
 
 def test_bad_clients_are_refused_with_a_log_line_while_a_good_actor_is_served(tmp_path, context):
@@ -111,7 +60,7 @@ def test_bad_clients_are_refused_with_a_log_line_while_a_good_actor_is_served(tm
 
         no_hello = client(context, endpoint, "evil-2", keys, "evil")
         assert ask(no_hello, messages.encode(pick_chunk("evil", 0)), SILENCE_MS) is None
-        huge = pick_chunk("evil", 0, count=30_000)  # ~2 MB, above --max-message-mb 1
+        huge = pick_chunk("evil", 0, count=30_000)  # a 1.6 MB frame, above --max-message-mb 1: ZeroMQ drops the connection
         assert ask(client(context, endpoint, "evil-3", keys, "evil"), messages.encode(huge), SILENCE_MS) is None
         good.send_and_expect_ack()
         assert good.seq == 6
@@ -121,8 +70,81 @@ def test_bad_clients_are_refused_with_a_log_line_while_a_good_actor_is_served(tm
         for expected in ("rejected client at 127.0.0.1 (unknown CURVE key", "failed the security handshake",
                          "rejected actor 'evil': schema version", "rejected actor 'evil': task",
                          "ignoring a malformed message from connection 'evil-1'", "refusing connection 'evil-1': schema version",
-                         "said no hello on this connection yet", "max_bytes"):
+                         "said no hello on this connection yet", "or it sent a frame above --max-message-mb"):
             assert expected in log, f"{expected!r} not in the learner's log:\n{log}"
         assert "Traceback" not in log
+    finally:
+        learner.cleanup()
+
+
+def start_learner(tmp_path, keys, *extra) -> tuple[Proc, str]:
+    ports = free_ports()
+    endpoint = f"tcp://127.0.0.1:{ports[0]}"
+    learner = Proc("learner", ["learner", "--task", "pick_cube", *TINY, "--out", str(tmp_path), "--name", "run", "--keys", str(keys),
+                               "--steps", "100000", "--learning-starts", "100000", "--no-eval", "--bind", endpoint,
+                               "--weights-bind", f"tcp://127.0.0.1:{ports[1]}", *extra], tmp_path)
+    return learner, endpoint
+
+
+def test_an_actor_id_belongs_to_the_key_that_first_said_hello_with_it(tmp_path, context):
+    """Key B cannot say hello as actor A, so it cannot make A's next chunk a 'duplicate' or close A's
+    episode; A re-sending a seq with other content is refused, not acked."""
+    keys = tmp_path / "keys"
+    generate_keys(keys, ["good", "evil"])
+    learner, endpoint = start_learner(tmp_path, keys)
+    try:
+        hello = hello_like_the_learner("good")
+        learner.wait_for(r"learner for pick_cube: actors connect to", 90)
+        good = GoodActor(client(context, endpoint, "good-1", keys, "good"), hello)
+        good.send_and_expect_ack()
+
+        evil = client(context, endpoint, "evil-1", keys, "evil")
+        refused = ask(evil, messages.encode(hello))
+        assert isinstance(refused, Reject) and "another CURVE key" in refused.reason, refused
+        ahead = pick_chunk("good", 1, episode=99, value=0.2)  # A's next seq, far-ahead episode
+        assert ask(evil, messages.encode(ahead), SILENCE_MS) is None
+        good.send_and_expect_ack()  # stored as A's seq 1, not a 'duplicate' of the stranger's chunk
+        good.send_and_expect_ack()
+
+        other = ask(good.socket, messages.encode(pick_chunk("good", 2, value=0.3)))  # seq 2 again, other content
+        assert isinstance(other, Reject) and "different content" in other.reason, other
+        same = ask(good.socket, messages.encode(pick_chunk("good", 2, value=0.1)))
+        assert same == Ack("good", 2), same
+        again = GoodActor(client(context, endpoint, "good-2", keys, "good"), hello)  # the owner may reconnect
+        assert again.seq == 3
+
+        assert learner.interrupt() == 130
+        log = learner.text
+        assert "refusing a hello as actor 'good'" in log and "Traceback" not in log
+        assert json.loads((tmp_path / "run" / "store" / "actor_keys.json").read_text()).keys() == {"good"}
+    finally:
+        learner.cleanup()
+
+
+def test_frames_above_the_limit_cost_a_log_line_not_memory(tmp_path, context):
+    """--max-message-mb bounds each frame (ZeroMQ drops the connection at the frame's header) and a
+    whole message (our check, after ZeroMQ delivered it; its memory goes back to the system)."""
+    keys = tmp_path / "keys"
+    generate_keys(keys, ["good", "evil"])
+    learner, endpoint = start_learner(tmp_path, keys, "--max-message-mb", "8")
+    try:
+        learner.wait_for(r"learner for pick_cube: actors connect to", 90)
+        good = GoodActor(client(context, endpoint, "good-1", keys, "good"), hello_like_the_learner("good"))
+        good.send_and_expect_ack()
+        peak = proc_status_mb(learner.proc.pid, "VmHWM")
+        header = json.dumps({"v": 1, "kind": "transitions", "actor": "evil", "seq": 0, "meta": {}, "arrays": []}).encode()
+        evil = client(context, endpoint, "evil-1", keys, "evil")
+        evil.send_multipart([header, *[bytes(12 * 2**20)] * 5])  # each frame above the limit
+        learner.wait_for(r"dropped the connection .* above --max-message-mb", 20)
+        good.send_and_expect_ack()
+        assert proc_status_mb(learner.proc.pid, "VmHWM") - peak < 30  # dropped before it was buffered
+
+        rss = proc_status_mb(learner.proc.pid, "VmRSS")
+        evil.send_multipart([header, *[bytes(6 * 2**20)] * 10])  # each frame fits, the message does not
+        learner.wait_for(r"dropped a message from connection 'evil-1': it is \d+ bytes in 11 frames", 20)
+        good.send_and_expect_ack()
+        assert proc_status_mb(learner.proc.pid, "VmRSS") - rss < 30  # given back once dropped
+        assert learner.interrupt() == 130
+        assert "Traceback" not in learner.text
     finally:
         learner.cleanup()

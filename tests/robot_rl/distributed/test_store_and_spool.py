@@ -1,6 +1,9 @@
 """The learner's store and the actor's spool, in-process: what each keeps across crashes."""
 
+import dataclasses
 import json
+import os
+import subprocess
 
 import numpy as np
 import pytest
@@ -8,6 +11,7 @@ import pytest
 from distributed_helpers import ACTION_DIM, SPEC, chunk, metadata
 from robot_rl.data import read_episode, read_episodes
 from robot_rl.distributed import store as store_module
+from robot_rl.distributed.bounds import ValueBounds
 from robot_rl.distributed.store import EpisodeStore, Status, chunk_path, episode_name, stored_keys, write_chunk
 from robot_rl.distributed.spool import Spool, message_path
 from robot_rl.transport import messages
@@ -213,3 +217,69 @@ def test_a_spool_batch_is_synced_once_and_a_torn_unsynced_message_drops_the_rest
     counters = Spool(tmp_path).open()
     assert (counters.next_seq, counters.transitions_produced) == (5, 15)  # 4 is kept; 5 and 6 set aside, never counted
     assert sorted(p.name for p in tmp_path.glob("*.bad")) == ["000000000005.bad", "000000000006.bad"]
+
+
+# ------------------------------------------------------------------------------ hostile or damaged input
+def test_a_resent_seq_is_acked_only_if_it_holds_what_was_stored(tmp_path):
+    s = store(tmp_path)
+    s.accept(chunk("a0", 0, 0, 0, 3))
+    s.accept(chunk("a0", 1, 0, 3, 3, final=True))
+    assert s.accept(chunk("a0", 1, 0, 3, 3, final=True)).status is Status.DUPLICATE  # a lost ack: resent as it was
+    other = s.accept(chunk("a0", 1, 0, 3, 3, final=True, intervention=True))
+    assert other.status is Status.INVALID and "different content" in other.reason
+    again = store(tmp_path)  # episode 0 is an episode file now: its chunks' contents are not kept
+    assert again.accept(chunk("a0", 1, 0, 3, 3, final=True)).status is Status.INVALID
+    assert again.stored_seq("a0") == 1 and again.transitions_stored == 6
+
+
+def test_values_out_of_bounds_are_refused_with_what_and_where(tmp_path):
+    bounds = ValueBounds.for_space(type("Box", (), {"low": np.full(ACTION_DIM, -1.0), "high": np.full(ACTION_DIM, 1.0)}))
+    s = EpisodeStore(tmp_path, metadata(), SPEC, ACTION_DIM, bounds)
+    s.recover()
+    big = chunk("a0", 0, 0, 0, 3)
+    problems = {"reward 3e+38 at step 1 is outside +-10000": dataclasses.replace(big, reward=np.array([0, 3e38, 0], np.float32)),
+                "action[1] 1.5 at step 0 is outside the action space [-1, 1]": dataclasses.replace(big, action=np.array([[0, 1.5]] * 3, np.float32)),
+                "observation 'state' 2e+06 at row, column (2, 0) is outside +-1e+06": dataclasses.replace(
+                    big, observations={"state": np.array([[0, 0, 0]] * 2 + [[2e6, 0, 0]] * 2, np.float32)})}
+    for reason, bad in problems.items():
+        outcome = s.accept(bad)
+        assert outcome.status is Status.INVALID and reason in outcome.reason, outcome.reason
+    assert s.accept(big).status is Status.STORED and s.transitions_stored == 3
+
+
+def test_a_resync_continues_at_the_actors_first_held_seq_and_skips_what_continues_a_lost_episode(tmp_path):
+    s = store(tmp_path)
+    s.accept(chunk("a0", 0, 0, 0, 3))
+    s.accept(chunk("a0", 1, 0, 3, 3))
+    assert s.resync("a0", 2) is None  # nothing missing
+    assert s.accept(chunk("a0", 5, 1, 6, 3)).status is Status.GAP
+    assert s.resync("a0", 5) == (2, 4)  # seqs 2..4 were lost (acked, then a damaged file)
+    assert read_episode(tmp_path / "episodes" / episode_name("a0", 0)).metadata["partial"] is True
+    skipped = s.accept(chunk("a0", 5, 1, 6, 3))  # continues episode 1, whose start was lost
+    assert skipped.status is Status.SKIPPED and skipped.stored_seq == 5
+    assert s.accept(chunk("a0", 5, 1, 6, 3)).status is Status.DUPLICATE
+    assert s.accept(chunk("a0", 6, 2, 0, 3)).status is Status.STORED
+    assert s.stored_seq("a0") == 6 and s.transitions_stored == 9
+
+
+def test_an_episode_file_the_disk_has_no_room_for_is_written_once_it_has(tmp_path):
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)], capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a 1 MB tmpfs to fill (needs root)")
+    try:
+        s = store(disk)
+        s.accept(chunk("a0", 0, 0, 0, 40))
+        filler = disk / "filler"
+        with open(filler, "wb", buffering=0) as file:  # leave about one page: room for a chunk, not for the episode
+            file.write(bytes(os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize - 6000))
+        outcome = s.accept(chunk("a0", 1, 0, 40, 1, final=True))
+        assert outcome.status is Status.STORED and outcome.episodes == [] and s.unwritten_episodes == 1
+        assert not list((disk / "episodes").iterdir()) and (disk / "store" / "partial" / "a0" / "ep000000").exists()
+        assert s.retry_episode_files() == [] and s.unwritten_episodes == 1  # still full
+        filler.unlink()
+        assert [p.name for p in s.retry_episode_files()] == [episode_name("a0", 0)] and s.unwritten_episodes == 0
+        assert len(read_episode(disk / "episodes" / episode_name("a0", 0))) == 41
+        assert not (disk / "store" / "partial" / "a0" / "ep000000").exists()
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
