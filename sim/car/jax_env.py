@@ -35,12 +35,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar
 
-import gymnasium as gym
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from robot_rl.env import check_action
+from robot_rl.vector import TaskVectorEnv, require_state_obs
 from sim.car.jax_step import build_step, placeholder_batch
 from sim.car.params import CarPhysics
 from sim.car.track import TrackSettings
@@ -83,7 +82,7 @@ class JaxCarConfig(CarPhysics, TrackSettings):
                 object.__setattr__(self, name, (float(value[0]), float(value[1])))
 
 
-class CarVectorEnv(gym.vector.VectorEnv):
+class CarVectorEnv(TaskVectorEnv):
     """``num_envs`` car_lap envs stepped together in JAX (module docstring for the info layout).
 
     ``dynamics_params`` shows each sub-env's (randomized) mass, friction, steering delay and motor
@@ -92,29 +91,14 @@ class CarVectorEnv(gym.vector.VectorEnv):
     for fused pre-training loops (``jax.lax.scan`` without leaving the device).
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP}
+    info_dtypes: ClassVar[dict[str, Any]] = METRICS
 
     def __init__(self, task: Any, num_envs: int, config: JaxCarConfig | None = None) -> None:
-        if not (isinstance(num_envs, (int, np.integer)) and num_envs >= 1):
-            raise ValueError(f"num_envs must be an int >= 1, got {num_envs!r}")
-        if getattr(task, "family", None) != "car" or not hasattr(task, "arrays"):
-            raise ValueError(f"the jax car backend runs car tasks written as array functions (`task.arrays`, as "
-                             f"tasks.car.lap_arrays.LapArrays); {getattr(task, 'name', task)!r} is not one")
-        self.task, self.config, self.num_envs = task, config or JaxCarConfig(), int(num_envs)
-        self.autoreset_mode = gym.vector.AutoresetMode.SAME_STEP
-        self.backend_spec = self.config.spec()
+        config = config or JaxCarConfig()
+        super().__init__(task, "car", num_envs, config.spec(), config.control_hz)
+        self.config = config
         self.track = self.config.track()
         task.config.check_track(self.track.half_width_m)
-        self.control_hz = float(self.config.control_hz or task.control_hz)
-        self.max_episode_steps = task.max_episode_steps
-        layout, start = task.state_layout(self.backend_spec, "state"), 0
-        self.state_layout = {}
-        for name, size in layout.items():
-            self.state_layout[name], start = slice(start, start + size), start + size
-        self.single_observation_space = gym.spaces.Box(-np.inf, np.inf, shape=(start,), dtype=np.float32)
-        self.single_action_space = task.action_space(self.backend_spec)
-        self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, self.num_envs)
-        self.action_space = gym.vector.utils.batch_space(self.single_action_space, self.num_envs)
         self._reset_fn, self._step_fn, self._env_step_fn, self._expert_fn = build_step(
             task.arrays, task.config.max_episode_steps, self.config, self.num_envs, self.control_hz)
         self._batch, self._key, self._placeholder = None, None, None
@@ -125,35 +109,18 @@ class CarVectorEnv(gym.vector.VectorEnv):
         that stay on the device."""
         return self._reset_fn, self._step_fn
 
-    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
-        """Reset every sub-env; ``seed`` (an int) makes starts and dynamics reproducible."""
-        if seed is not None and not isinstance(seed, (int, np.integer)):
-            raise ValueError(f"CarVectorEnv.reset takes one int seed for the whole batch, got {seed!r}")
-        super().reset(seed=seed)
-        if seed is not None or self._key is None:
-            self._key = jax.random.key(int(self.np_random.integers(2**31)) if seed is None else int(seed))
+    def _reset_batch(self, seed: int | None) -> np.ndarray:
+        if seed is not None:
+            self._key = jax.random.key(seed)
         if self._placeholder is None:
             self._placeholder = placeholder_batch(self._reset_fn, self._key)
         idle = jnp.zeros(self.action_space.shape, jnp.float32)
         self._batch, self._key, out = self._env_step_fn(self._placeholder, self._key, idle, True)
-        obs = out[0]
-        return np.array(obs, dtype=np.float32), {"success": np.zeros(self.num_envs, bool),
-                                                  "_success": np.ones(self.num_envs, bool)}
+        return out[0]
 
-    def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
-        if self._batch is None:
-            raise RuntimeError("call reset() before step()")
-        actions = check_action(actions, self.action_space.shape, "actions (num_envs, action dim)")
+    def _step_batch(self, actions: np.ndarray) -> tuple:
         self._batch, self._key, out = self._env_step_fn(self._batch, self._key, actions, False)
-        obs, reward, terminated, truncated, info, final_info, final_obs = jax.device_get(out)
-        # Writable numpy copies (JAX hands out read-only views), typed as SyncVectorEnv's infos are.
-        info = {key: np.array(value, dtype=METRICS.get(key)) for key, value in info.items()}
-        done = terminated | truncated
-        if done.any():
-            info["final_obs"], info["_final_obs"] = np.array(final_obs), done.copy()
-            info["final_info"] = {key: np.array(value, dtype=METRICS.get(key)) for key, value in final_info.items()}
-            info["_final_info"] = done.copy()
-        return np.array(obs), np.asarray(reward, np.float64), np.array(terminated), np.array(truncated), info
+        return jax.device_get(out)
 
     def expert_actions(self) -> np.ndarray:
         """The task's scripted expert for every sub-env's current state, ``(N, 2)`` float32 (demos)."""
@@ -173,7 +140,5 @@ class CarVectorEnv(gym.vector.VectorEnv):
 def make_vector_env(task: Any, obs: str, num_envs: int, **options: Any) -> CarVectorEnv:
     """Registry entry point of the batched ``jax`` backend. Options are :class:`JaxCarConfig` fields;
     ``obs`` must be ``"state"`` (this simulator renders nothing)."""
-    if obs != "state":
-        raise ValueError(f"the jax car backend has state observations only, got obs={obs!r}; use the MuJoCo "
-                         f"backend (backend='sim') for obs='pixels'")
+    require_state_obs(obs, "car")
     return CarVectorEnv(task, num_envs, JaxCarConfig(**options))

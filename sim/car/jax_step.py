@@ -77,8 +77,8 @@ def _select(done: Any, reset: Any, stepped: Any) -> Any:
 @functools.lru_cache(maxsize=16)
 def build_step(arrays: Any, max_steps: int, physics: Any, num_envs: int,
                control_hz: float) -> tuple[Any, Any, Any, Any]:
-    """Jitted ``reset(key)``, ``step(batch, key, actions)``, ``env_step`` (``step`` with the
-    VectorEnv's info layout) and ``expert(batch)`` for ``num_envs`` cars of a task (its bound array
+    """Jitted ``reset(key)``, ``step(batch, key, actions)``, ``env_step`` (``step`` that can also
+    reset every sub-env) and ``expert(batch)`` for ``num_envs`` cars of a task (its bound array
     functions and time limit) on ``physics``'s track. Cached: equal settings share a compile."""
     track = track_arrays(physics.track(), jnp, jnp.float32)
     mapping, p = arrays.mapping, physics
@@ -152,12 +152,8 @@ def build_step(arrays: Any, max_steps: int, physics: Any, num_envs: int,
         return core(batch, key, actions, False)
 
     def env_step(batch: CarBatch, key: Any, actions: Any, reset_all: Any) -> tuple[CarBatch, Any, tuple]:
-        """``step`` with its infos masked as the VectorEnv lays them out (on the device); with
-        ``reset_all`` it is the VectorEnv's reset (one compiled function for both)."""
-        new, key, (obs, reward, terminated, truncated, infos, final_obs) = core(batch, key, actions, reset_all)
-        done = terminated | truncated
-        return new, key, (obs, reward, terminated, truncated, _masked(infos, ~done, keep="success"),
-                          _masked(infos, done), jnp.where(done[:, None], final_obs, 0.0))
+        """``step``, or with ``reset_all`` the VectorEnv's reset (one compiled function for both)."""
+        return core(batch, key, actions, reset_all)
 
     def expert(batch: CarBatch) -> Any:
         car = batch.car
@@ -171,12 +167,3 @@ def placeholder_batch(reset: Any, key: Any) -> CarBatch:
     """A batch of ones shaped as ``reset(key)``'s (a finite stand-in for ``env_step(..., reset_all=True)``)."""
     shapes = jax.eval_shape(reset, key)[0]
     return jax.tree.map(lambda s: jnp.ones(s.shape, s.dtype), shapes)
-
-
-def _masked(infos: dict[str, Any], mask: Any, keep: str | None = None) -> dict[str, Any]:
-    """Each info zeroed where ``mask`` is False, with its mask ``_<key>`` (``keep``'s mask: all True)."""
-    out = {}
-    for key, value in infos.items():
-        out[key] = jnp.where(mask.reshape(mask.shape + (1,) * (value.ndim - 1)), value, jnp.zeros((), value.dtype))
-        out["_" + key] = jnp.ones_like(mask) if key == keep else mask
-    return out

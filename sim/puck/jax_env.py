@@ -32,14 +32,14 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, NamedTuple
 
-import gymnasium as gym
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from robot_rl.env import check_action
+from robot_rl.vector import require_state_obs
+from sim.jax_task_env import JittedTaskEnv
 from sim.puck.contract import action_to_force_arrays, force_to_action_arrays
 from sim.puck.model import PuckPhysics, euler_step_arrays, wall_arrays
 
@@ -152,78 +152,19 @@ def _build(arrays: Any, max_steps: int, physics: JaxPuckConfig, num_envs: int, c
     return jax.jit(reset), jax.jit(step)
 
 
-class PuckVectorEnv(gym.vector.VectorEnv):
+class PuckVectorEnv(JittedTaskEnv):
     """``num_envs`` puck envs of one task, stepped together in JAX (state observations only).
 
     See the module docstring for the info layout. ``dynamics_params`` shows each sub-env's
     (randomized) mass, damping and force gain.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP}
-
     def __init__(self, task: Any, num_envs: int, config: JaxPuckConfig | None = None) -> None:
-        if not (isinstance(num_envs, (int, np.integer)) and num_envs >= 1):
-            raise ValueError(f"num_envs must be an int >= 1, got {num_envs!r}")
-        if getattr(task, "family", None) != "puck" or not hasattr(task, "arrays"):
-            raise ValueError(f"the jax puck backend runs puck tasks written as array functions (`task.arrays` with "
-                             f"initial/observe/reward/success/terminated, as tasks.puck.reach.ReachArrays); "
-                             f"{getattr(task, 'name', task)!r} is not one")
-        self.task, self.config, self.num_envs = task, config or JaxPuckConfig(), int(num_envs)
-        self.autoreset_mode = gym.vector.AutoresetMode.SAME_STEP
-        self.backend_spec = self.config.spec()
-        self.control_hz = float(self.config.control_hz or task.control_hz)
-        self.max_episode_steps = task.max_episode_steps
-        layout = task.state_layout(self.backend_spec, "state")
-        self.state_layout, start = {}, 0
-        for name, size in layout.items():
-            self.state_layout[name], start = slice(start, start + size), start + size
-        self.single_observation_space = gym.spaces.Box(-np.inf, np.inf, shape=(start,), dtype=np.float32)
-        self.single_action_space = task.action_space(self.backend_spec)
-        self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, self.num_envs)
-        self.action_space = gym.vector.utils.batch_space(self.single_action_space, self.num_envs)
+        config = config or JaxPuckConfig()
+        super().__init__(task, "puck", num_envs, config.spec(), config.control_hz)
+        self.config = config
         self._reset_fn, self._step_fn = _build(task.arrays, task.max_episode_steps, self.config, self.num_envs,
                                                self.control_hz)
-        self._batch: PuckBatch | None = None
-        self._key = None
-
-    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
-        """Reset every sub-env; ``seed`` (an int) makes goals, starts and dynamics reproducible."""
-        if seed is not None and not isinstance(seed, (int, np.integer)):
-            raise ValueError(f"PuckVectorEnv.reset takes one int seed for the whole batch, got {seed!r}")
-        super().reset(seed=seed)
-        if seed is not None or self._key is None:
-            self._key = jax.random.key(int(self.np_random.integers(2**31)) if seed is None else int(seed))
-        self._batch, self._key, obs = self._reset_fn(self._key)
-        return np.array(obs, dtype=np.float32), {"success": np.zeros(self.num_envs, bool),
-                                                  "_success": np.ones(self.num_envs, bool)}
-
-    def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
-        if self._batch is None:
-            raise RuntimeError("call reset() before step()")
-        self._batch, self._key, out = self._step_fn(self._batch, self._key, self._check_actions(actions))
-        # Writable numpy copies (JAX hands out read-only views), as SyncVectorEnv's are.
-        obs, reward, terminated, truncated, success, executed, clipped, final_obs = map(np.array, jax.device_get(out))
-        return (obs, reward.astype(np.float64), terminated, truncated,
-                self._info(terminated | truncated, success, executed, clipped, final_obs))
-
-    def _check_actions(self, actions: Any) -> np.ndarray:
-        return check_action(actions, self.action_space.shape, "actions (num_envs, action dim)")
-
-    def _info(self, done: np.ndarray, success: np.ndarray, executed: np.ndarray, clipped: np.ndarray,
-              final_obs: np.ndarray) -> dict[str, Any]:
-        """The SyncVectorEnv(SAME_STEP) layout (module docstring) from the step's arrays."""
-        live = ~done
-        info = {"success": success & live, "_success": np.ones(self.num_envs, bool),
-                "executed_action": np.where(live[:, None], executed, 0.0).astype(np.float32), "_executed_action": live,
-                "action_clipped": clipped & live, "_action_clipped": live}
-        if done.any():
-            info["final_obs"], info["_final_obs"] = final_obs, done.copy()
-            info["final_info"] = {"success": success & done, "_success": done.copy(),
-                                  "executed_action": np.where(done[:, None], executed, 0.0).astype(np.float32),
-                                  "_executed_action": done.copy(), "action_clipped": clipped & done,
-                                  "_action_clipped": done.copy()}
-            info["_final_info"] = done.copy()
-        return info
 
     @property
     def dynamics_params(self) -> dict[str, np.ndarray]:
@@ -236,7 +177,5 @@ class PuckVectorEnv(gym.vector.VectorEnv):
 def make_vector_env(task: Any, obs: str, num_envs: int, **options: Any) -> PuckVectorEnv:
     """Registry entry point of the batched ``jax`` backend. Options are :class:`JaxPuckConfig`
     fields; ``obs`` must be ``"state"`` (this simulator renders nothing)."""
-    if obs != "state":
-        raise ValueError(f"the jax puck backend has state observations only, got obs={obs!r}; use the MuJoCo "
-                         f"backend (backend='sim') for obs='pixels'")
+    require_state_obs(obs, "puck")
     return PuckVectorEnv(task, num_envs, JaxPuckConfig(**options))

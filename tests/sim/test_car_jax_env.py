@@ -11,6 +11,7 @@ import pytest
 import robot_rl
 from robot_rl import registry
 from robot_rl.backends.car import CarCommand
+from robot_rl.testing.vector import check_same_step_layout, check_seeded_determinism
 from sim.car.backend import MujocoCar, MujocoCarConfig
 from sim.car.dynamics import Bicycle
 from sim.car.jax_env import CarVectorEnv, JaxCarConfig, make_vector_env
@@ -54,40 +55,8 @@ def test_spaces_dtypes_and_no_aliasing(env8):
     assert held.flags.writeable and info["success"].flags.writeable
 
 
-def _rollout(env, seed, steps=30):
-    obs, _ = env.reset(seed=seed)
-    actions = np.random.default_rng(seed).uniform(-1, 1, (steps, env.num_envs, 2)).astype(np.float32)
-    out = [obs]
-    for action in actions:
-        obs, reward, terminated, truncated, _ = env.step(action)
-        out += [obs, reward, terminated, truncated]
-    return out
-
-
 def test_seeded_determinism(env8):
-    first, again = _rollout(env8, 3), _rollout(env8, 3)
-    other = _rollout(make_vector_env(make_task(), "state", num_envs=8), 3)
-    for a, b, c in zip(first, again, other):
-        np.testing.assert_array_equal(a, b)
-        np.testing.assert_array_equal(a, c)
-    assert not np.array_equal(first[0], _rollout(env8, 4, steps=0)[0])
-
-
-def _assert_same_layout(ours, theirs, where):
-    assert set(ours) == set(theirs), f"{where}: keys {sorted(ours)} vs {sorted(theirs)}"
-    for key, value in theirs.items():
-        if key == "final_info":
-            _assert_same_layout(ours[key], value, f"{where} final_info")
-        elif key == "final_obs":  # SyncVectorEnv: object array of per-env obs; ours: one dense array
-            mask = theirs["_final_obs"]
-            assert ours[key].shape == (len(mask), 17) and ours[key].dtype == np.float32
-            assert np.stack(value[mask]).shape == ours[key][mask].shape
-        else:
-            assert ours[key].shape == value.shape and ours[key].dtype == value.dtype, f"{where}: {key}"
-            if key.startswith("_") or value.dtype == bool:
-                np.testing.assert_array_equal(ours[key], value, err_msg=f"{where}: {key}")
-
-
+    check_seeded_determinism(env8, lambda: make_vector_env(make_task(), "state", num_envs=8))
 def test_same_step_autoreset_layout_matches_sync_vector_env():
     """Both carry car_lap's metric keys (the MuJoCo side through the task's info(state))."""
     task, entry, backend_options, _ = registry.make_parts("car_lap", "jax", "state", dict(SCENARIO))
@@ -96,7 +65,7 @@ def test_same_step_autoreset_layout_matches_sync_vector_env():
                                       autoreset_mode=SAME_STEP)
     actions = np.array([CREEP, HOLD], np.float32)
     try:
-        _assert_same_layout(ours.reset(seed=0)[1], theirs.reset(seed=0)[1], "reset")
+        check_same_step_layout(ours.reset(seed=0)[1], theirs.reset(seed=0)[1], "reset")
         seen = set()
         for t in range(1, 11):
             step_a, step_b = ours.step(actions), theirs.step(actions)
@@ -104,7 +73,7 @@ def test_same_step_autoreset_layout_matches_sync_vector_env():
                 assert a.dtype == b.dtype and a.shape == b.shape
             np.testing.assert_array_equal(step_a[2], step_b[2])
             np.testing.assert_array_equal(step_a[3], step_b[3])
-            _assert_same_layout(step_a[4], step_b[4], f"step {t}")
+            check_same_step_layout(step_a[4], step_b[4], f"step {t}")
             seen |= {(t, i) for i in np.flatnonzero(step_a[3])}
         assert seen == {(3, 0), (6, 0), (9, 0), (5, 1), (10, 1)}, seen
     finally:

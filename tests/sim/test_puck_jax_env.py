@@ -10,6 +10,7 @@ jax = pytest.importorskip("jax")
 
 import robot_rl
 from robot_rl import registry
+from robot_rl.testing.vector import check_same_step_layout, check_seeded_determinism
 from sim.puck.jax_env import JaxPuckConfig, PuckVectorEnv, make_vector_env
 from sim.puck.model import euler_step_arrays
 from tasks.puck.reach import make_task
@@ -51,26 +52,8 @@ def test_vector_api_shapes_and_dtypes(env8):
     assert held.flags.writeable  # plain numpy arrays, not read-only JAX views
 
 
-def _rollout(env, seed, steps=30):
-    obs, _ = env.reset(seed=seed)
-    actions = np.random.default_rng(seed).uniform(-1, 1, (steps, env.num_envs, 2)).astype(np.float32)
-    out = [obs]
-    for action in actions:
-        obs, reward, terminated, truncated, _ = env.step(action)
-        out += [obs, reward, terminated, truncated]
-    return out
-
-
 def test_seeded_determinism(env8):
-    first = _rollout(env8, 3)
-    again = _rollout(env8, 3)
-    other = _rollout(make_vector_env(make_task(), "state", num_envs=8), 3)  # a second instance
-    for a, b, c in zip(first, again, other):
-        np.testing.assert_array_equal(a, b)
-        np.testing.assert_array_equal(a, c)
-    assert not np.array_equal(first[0], _rollout(env8, 4, steps=0)[0])
-
-
+    check_seeded_determinism(env8, lambda: make_vector_env(make_task(), "state", num_envs=8))
 def _scenario_actions(task, obs):
     """Env 0 pushes toward its goal (the task's expert), env 1 holds still."""
     pos = obs[:, :2]
@@ -79,32 +62,13 @@ def _scenario_actions(task, obs):
     return actions
 
 
-def _assert_same_layout(ours, theirs, where):
-    # The one documented difference: SyncVectorEnv leaves out a key no sub-env supplied (every
-    # sub-env was reset in this step); ours keeps it, all masked out.
-    extra = set(ours) - set(theirs)
-    assert all(not ours[k if k.startswith("_") else "_" + k].any() for k in extra), f"{where}: extra keys {extra}"
-    assert set(theirs) <= set(ours), f"{where}: keys {sorted(ours)} vs {sorted(theirs)}"
-    for key, value in theirs.items():
-        if key == "final_info":
-            _assert_same_layout(ours[key], value, f"{where} final_info")
-        elif key == "final_obs":  # SyncVectorEnv: object array of per-env obs; ours: one dense array
-            mask = theirs["_final_obs"]
-            assert ours[key].shape == (len(mask), 6) and ours[key].dtype == np.float32
-            assert np.stack(value[mask]).shape == ours[key][mask].shape
-        else:
-            assert ours[key].shape == value.shape and ours[key].dtype == value.dtype, f"{where}: {key}"
-            if key.startswith("_") or value.dtype == bool:
-                np.testing.assert_array_equal(ours[key], value, err_msg=f"{where}: {key}")
-
-
 def test_same_step_autoreset_layout_matches_sync_vector_env():
     task, entry, backend_options, _ = registry.make_parts("puck_reach", "jax", "state", dict(SCENARIO))
     ours = registry.load(entry.entry_point)(task, "state", 2, **backend_options)
     theirs = gym.vector.SyncVectorEnv([lambda: robot_rl.make("puck_reach", **SCENARIO)] * 2, autoreset_mode=SAME_STEP)
     try:
         (obs_a, info_a), (obs_b, info_b) = ours.reset(seed=0), theirs.reset(seed=0)
-        _assert_same_layout(info_a, info_b, "reset")
+        check_same_step_layout(info_a, info_b, "reset")
         seen = set()
         for t in range(1, 13):
             step_a = ours.step(_scenario_actions(task, obs_a))
@@ -113,7 +77,7 @@ def test_same_step_autoreset_layout_matches_sync_vector_env():
             for a, b in zip(step_a[1:4], step_b[1:4]):
                 assert a.dtype == b.dtype and a.shape == b.shape
                 np.testing.assert_array_equal(a if a.dtype == bool else a > 0, b if b.dtype == bool else b > 0)
-            _assert_same_layout(step_a[4], step_b[4], f"step {t}")
+            check_same_step_layout(step_a[4], step_b[4], f"step {t}")
             seen |= {("terminated", i) for i in np.flatnonzero(step_a[2])}
             seen |= {("truncated", i) for i in np.flatnonzero(step_a[3])}
             seen |= {"mixed"} if step_a[2].sum() + step_a[3].sum() == 1 else set()
