@@ -18,8 +18,6 @@ from robot_rl.backends.car import (
 from sim.car import dynamics
 from sim.car.dynamics import Bicycle
 from sim.car.params import GRAVITY_M_S2
-from tasks.car.lap_arrays import LapTracker
-from tasks.car.track_arrays import track_arrays
 
 
 class CarBatch(NamedTuple):
@@ -31,7 +29,7 @@ class CarBatch(NamedTuple):
     steer_rad: Any
     steer_cmd_rad: Any
     drive_cmd: Any
-    tracker: LapTracker
+    tracker: Any  # the task's lap tracker (tasks.car.lap_arrays.LapTracker)
     steps: Any
     mass_kg: Any
     friction: Any
@@ -80,7 +78,7 @@ def build_step(arrays: Any, max_steps: int, physics: Any, num_envs: int,
     """Jitted ``reset(key)``, ``step(batch, key, actions)``, ``env_step`` (``step`` that can also
     reset every sub-env) and ``expert(batch)`` for ``num_envs`` cars of a task (its bound array
     functions and time limit) on ``physics``'s track. Cached: equal settings share a compile."""
-    track = track_arrays(physics.track(), jnp, jnp.float32)
+    track = arrays.track_arrays(physics.track(), jnp, jnp.float32)
     mapping, p = arrays.mapping, physics
     control_dt = 1.0 / control_hz
     substeps = max(1, round(p.low_level_hz / control_hz))

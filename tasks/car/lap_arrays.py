@@ -35,6 +35,7 @@ from tasks.car.track_arrays import (
     heading_error_arrays,
     locate_arrays,
     lookahead_arrays,
+    track_arrays,
     wrap_arc_arrays,
 )
 
@@ -143,6 +144,10 @@ class LapArrays:
     def mapping(self) -> DriveMapping:
         c = self.config
         return DriveMapping(c.drive, c.min_speed_m_s, c.max_speed_m_s)
+
+    def track_arrays(self, track: Any, xp: Any, dtype: Any) -> Any:
+        """The scene's track as the arrays these functions read (:func:`tasks.car.track_arrays.track_arrays`)."""
+        return track_arrays(track, xp, dtype)
 
     @property
     def centre_m(self) -> float:
