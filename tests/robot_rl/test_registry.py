@@ -127,3 +127,13 @@ def test_plugins_from_the_environment_variable(monkeypatch):
 def test_split_overrides_routes_by_field_name():
     routed = split_overrides({"a": 1, "b": 2}, first=("a",), second=("b", "c"))
     assert routed == {"first": {"a": 1}, "second": {"b": 2}}
+
+
+def test_finding_the_plugins_imports_no_simulator_driver_or_learner():
+    """Registration modules (tasks/*/__init__.py, sim/*/__init__.py, drivers/*/__init__.py) stay
+    light: `import robot_rl` discovers every family without importing what makes or drives one."""
+    heavy = ("torch", "mujoco", "jax", "cflib", "serial", "pygame", "hid", "cv2", "zmq")
+    code = f"import sys, robot_rl; print([m for m in {heavy!r} if m in sys.modules])"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
