@@ -114,15 +114,22 @@ class ArmTarget:
 
 @dataclasses.dataclass(frozen=True)
 class ObjectSpec:
-    """A rigid box a task needs in the scene (simulators add it; on a robot it is real).
+    """A rigid object a task needs in the scene (simulators add it; on a robot it is real): one
+    box, or several boxes rigidly joined (``parts``).
 
     Attributes:
         name: object name; its pose appears in ``ArmState.objects[name]``.
-        half_size_m: ``(3,)`` box half extents.
-        mass_kg: mass; ignored when ``fixed``.
+        half_size_m: ``(3,)`` box half extents (with ``parts``: the half extents of the whole
+            object, which rests on the table at ``z = half_size_m[2]``).
+        mass_kg: mass; ignored when ``fixed`` or ``held_offset_m`` is set.
         rgba: colour for rendering.
-        fixed: a static obstacle (welded to the world) instead of a free body.
+        fixed: a static obstacle (contact does not move it; ``SceneControl.set_object_pose`` places it).
         friction: sliding friction coefficient.
+        parts: boxes making up the object, each ``(offset_m, half_size_m)`` in the object's frame;
+            empty: one box of ``half_size_m`` at the object's origin.
+        held_offset_m: the object is held in the gripper, rigidly, its origin at this offset from
+            the TCP in the TCP frame (axes aligned with the TCP's). Its contacts are part of the
+            robot's external wrench. ``None``: not held.
     """
 
     name: str
@@ -131,6 +138,18 @@ class ObjectSpec:
     rgba: tuple[float, float, float, float] = (0.85, 0.2, 0.2, 1.0)
     fixed: bool = False
     friction: float = 1.0
+    parts: tuple[tuple[tuple[float, float, float], tuple[float, float, float]], ...] = ()
+    held_offset_m: tuple[float, float, float] | None = None
+
+    def __post_init__(self) -> None:
+        if self.fixed and self.held_offset_m is not None:
+            raise ValueError(f"object {self.name!r} cannot be both fixed and held in the gripper")
+        boxes = [self.half_size_m] + [half for _, half in self.parts]
+        if any(np.shape(half) != (3,) or min(half) <= 0 for half in boxes):
+            raise ValueError(f"object {self.name!r}: every box needs 3 positive half extents, got {boxes}")
+        offsets = [offset for offset, _ in self.parts] + ([self.held_offset_m] if self.held_offset_m is not None else [])
+        if any(np.shape(offset) != (3,) for offset in offsets):
+            raise ValueError(f"object {self.name!r}: offsets must be (x, y, z) in metres, got {offsets}")
 
 
 @runtime_checkable

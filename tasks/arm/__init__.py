@@ -11,4 +11,11 @@ TASKS = (
         config="tasks.arm.pick_cube:PickCubeConfig",
         description="grasp a 5 cm cube and lift it 5 cm (sparse reward, 100 steps at 10 Hz, scripted expert)",
     ),
+    TaskEntry(
+        name="peg_insert",
+        family="arm",
+        entry_point="tasks.arm.peg_insert:make_task",
+        config="tasks.arm.peg_insert:PegInsertConfig",
+        description="insert a held 2 cm square peg 2 cm deep into a hole with 2 mm clearance (sparse reward, 100 steps at 10 Hz, scripted expert)",
+    ),
 )
