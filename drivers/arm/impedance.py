@@ -17,12 +17,16 @@ a 10 Hz policy produces smooth 1 kHz references. Damping follows ``D = 2 zeta sq
 
 Pure numpy, no allocations per tick: all buffers are made once; the 6x6 inverse inside the
 projector is tracked with one Newton-Schulz iteration per tick (the Jacobian changes little
-between ticks) and recomputed exactly only when the iteration's residual grows.
+between ticks) and recomputed exactly only when the iteration's residual grows. This class is the
+tested reference; :func:`make_impedance_controller` gives the numba-compiled tick of the same law
+(drivers/arm/impedance_compiled.py) when numba is importable.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import warnings
 
 import numpy as np
 
@@ -31,6 +35,8 @@ from drivers.arm import panda
 #: Gains inside these ranges are covered by the stability tests (tests/drivers/test_impedance.py).
 STIFFNESS_POS_RANGE_N_M = (100.0, 3000.0)
 STIFFNESS_ROT_RANGE_NM_RAD = (10.0, 150.0)
+NON_FINITE_TORQUE = "impedance controller: non-finite torque; check the state and Jacobian inputs"
+KERNELS = ("auto", "numba", "numpy")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +58,8 @@ class ImpedanceConfig:
         gain_filter_s: time constant of the filter on stiffness changes.
         nullspace_damping_lambda: damping of the least-squares inverse in the projector.
         dt_s: control period.
+        kernel: how ``compute`` runs: "numba" (compiled), "numpy" (the reference) or "auto"
+            (numba when importable, else numpy with a warning).
     """
 
     stiffness_pos_n_m: float = 1000.0
@@ -68,6 +76,7 @@ class ImpedanceConfig:
     gain_filter_s: float = 0.1
     nullspace_damping_lambda: float = 0.01
     dt_s: float = 0.001
+    kernel: str = "auto"
 
     def __post_init__(self) -> None:
         positive = ("stiffness_pos_n_m", "stiffness_rot_nm_rad", "max_torque_rate_nm_s", "dt_s", "apparent_mass_kg", "apparent_inertia_kg_m2")
@@ -84,6 +93,8 @@ class ImpedanceConfig:
         limits = np.asarray(self.torque_limits_nm, dtype=np.float64)
         if limits.ndim != 1 or limits.size < 1 or not np.all(np.isfinite(limits)) or limits.min() <= 0:
             raise ValueError(f"ImpedanceConfig.torque_limits_nm must be positive and finite, got {self.torque_limits_nm}")
+        if self.kernel not in KERNELS:
+            raise ValueError(f"ImpedanceConfig.kernel must be one of {KERNELS}, got {self.kernel!r}")
         if not 0 <= self.nullspace_damping_lambda < 1:
             raise ValueError(f"ImpedanceConfig.nullspace_damping_lambda must be in [0, 1), got {self.nullspace_damping_lambda}")
 
@@ -206,10 +217,14 @@ class CartesianImpedanceController:
         """New TCP pose target (base frame); the reference moves toward it through the filter."""
         pos = np.asarray(tcp_pos, dtype=np.float64)
         quat = np.asarray(tcp_quat_wxyz, dtype=np.float64)
-        if pos.shape != (3,) or quat.shape != (4,) or not (np.all(np.isfinite(pos)) and np.all(np.isfinite(quat))):
+        # Scalar checks: np.isfinite/np.all cost more than the rest of this call (once per env step).
+        if pos.shape != (3,) or quat.shape != (4,) or not all(map(math.isfinite, pos.tolist() + quat.tolist())):
             raise ValueError(f"target needs a finite (3,) position and (4,) quaternion, got {pos}, {quat}")
+        norm2 = float(quat.dot(quat))
+        if not norm2 > 0:
+            raise ValueError(f"target quaternion must be non-zero, got {quat}")
         self._goal[:3] = pos
-        self._goal_quat[:] = quat / np.linalg.norm(quat)
+        np.divide(quat, math.sqrt(norm2), out=self._goal_quat)  # = quat / np.linalg.norm(quat)
         _quat_to_mat_into(self._goal_quat, self._goal[3:].reshape(3, 3))
         self._goal[3:] *= 0.5
         self._target_ticks_left = self._target_ticks
@@ -373,5 +388,22 @@ class CartesianImpedanceController:
         np.add(out, delta, out)
         if not float(np.dot(out, out)) < 1e300:  # NaN/inf anywhere (min/max pass NaN through)
             out[:] = 0.0
-            raise FloatingPointError("impedance controller: non-finite torque; check the state and Jacobian inputs")
+            raise FloatingPointError(NON_FINITE_TORQUE)
         return out
+
+
+def make_impedance_controller(config: ImpedanceConfig | None = None) -> CartesianImpedanceController:
+    """The controller ``config.kernel`` asks for: the numba-compiled one, or the numpy reference
+    ("auto": compiled when numba imports, else the reference and one warning)."""
+    config = config or ImpedanceConfig()
+    if config.kernel == "numpy":
+        return CartesianImpedanceController(config)
+    try:
+        from drivers.arm.impedance_compiled import CompiledImpedanceController
+    except ImportError as exc:
+        if config.kernel == "numba" or (exc.name or "").startswith("drivers"):
+            raise
+        warnings.warn(f"numba is not importable ({exc}): the impedance controller runs its numpy reference, ~10x slower per tick",
+                      RuntimeWarning, stacklevel=2)
+        return CartesianImpedanceController(config)
+    return CompiledImpedanceController(config)

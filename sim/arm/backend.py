@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
+import warnings
 
 import mujoco
 import numpy as np
 
 from drivers.arm import panda
-from drivers.arm.impedance import CartesianImpedanceController, ImpedanceConfig
+from drivers.arm.impedance import NON_FINITE_TORQUE, ImpedanceConfig, make_impedance_controller
 from robot_rl.backends.arm import ArmSpec, ArmState, ArmTarget, ObjectSpec, clip_target
 from robot_rl.backends.base import CameraSpec
+from sim.arm.native import native_tick_args, native_ticks_unavailable
+from sim.arm.objects import ObjectBindings, add_objects, hand_geoms
 from sim.rendering import OffscreenCameras, observed_cameras
 from sim.scene import MujocoScene
 
@@ -62,36 +65,13 @@ class MujocoArmConfig:
 
 
 def build_model(objects: tuple[ObjectSpec, ...], config: MujocoArmConfig) -> mujoco.MjModel:
-    """Compile the arm scene plus the task's objects (boxes) with MuJoCo's model editor."""
+    """Compile the arm scene plus the task's objects (:mod:`sim.arm.objects`) with MuJoCo's model editor."""
     spec = mujoco.MjSpec.from_file(str(ASSET))
     spec.option.timestep = 1.0 / config.physics_hz
     spec.visual.global_.offwidth = max(640, config.image_width)
     spec.visual.global_.offheight = max(480, config.image_height)
-    for obj in objects:
-        body = spec.worldbody.add_body(name=obj.name, pos=[0.5, 0.0, obj.half_size_m[2]])
-        if not obj.fixed:
-            body.add_freejoint(name=f"{obj.name}_joint")
-        geom = body.add_geom(name=obj.name, type=mujoco.mjtGeom.mjGEOM_BOX, size=list(obj.half_size_m), rgba=list(obj.rgba))
-        geom.contype = geom.conaffinity = 0  # explicit pairs below
-        if not obj.fixed:
-            geom.mass = obj.mass_kg
-    _add_contact_pairs(spec, objects)
+    add_objects(spec, objects)
     return spec.compile()
-
-
-def _add_contact_pairs(spec: mujoco.MjSpec, objects: tuple[ObjectSpec, ...]) -> None:
-    """Objects touch the gripper (torsional friction, soft-but-stiff contact for stable grasps),
-    the table, and each other."""
-    for i, obj in enumerate(objects):
-        grip_friction = [obj.friction * 1.5, obj.friction * 1.5, 0.01, 0.001, 0.001]
-        for finger in ("finger_left", "finger_right", "hand"):
-            pair = spec.add_pair(geomname1=finger, geomname2=obj.name, condim=4, friction=grip_friction)
-            pair.solref, pair.solimp = [0.005, 1.0], [0.95, 0.99, 0.001, 0.5, 2.0]
-        if not obj.fixed:
-            spec.add_pair(geomname1=obj.name, geomname2="table", condim=3, friction=[obj.friction, obj.friction, 0.005, 0.0001, 0.0001])
-        for other in objects[i + 1 :]:
-            if not (obj.fixed and other.fixed):
-                spec.add_pair(geomname1=obj.name, geomname2=other.name, condim=3, friction=[obj.friction, obj.friction, 0.005, 0.0001, 0.0001])
 
 
 class MujocoArm(MujocoScene):
@@ -146,15 +126,24 @@ class MujocoArm(MujocoScene):
         self._tcp_rot = d.site_xmat[self._tcp].reshape(3, 3)
         self._ctrl_arm = d.ctrl[:7]
         self._tick_inputs = (self._q, self._dq, self._tcp_pos, self._tcp_rot, self._jac_arm, self._bias)
-        self._gripper_geoms = {
-            g for g in range(m.ngeom) if m.geom_bodyid[g] in {m.body(b).id for b in ("hand", "finger_left", "finger_right")}
-        }
-        self._object_adr = {}
-        for obj in self.objects:
-            if not obj.fixed:
-                self._object_adr[obj.name] = m.jnt_qposadr[m.joint(f"{obj.name}_joint").id]
+        self._gripper_geoms = hand_geoms(m)  # hand, fingers and held objects
+        self._object_bindings = ObjectBindings.bind(m, self.objects)
         impedance = dataclasses.replace(self.config.impedance, dt_s=float(m.opt.timestep))
-        self.controller = CartesianImpedanceController(impedance)
+        self.controller = make_impedance_controller(impedance)
+        self._native_ticks = self._bind_native_ticks()
+
+    def _bind_native_ticks(self) -> tuple | None:
+        """(compiled tick loop, MuJoCo C addresses) when the controller is compiled and MuJoCo's C
+        functions are reachable (sim/arm/native.py), else ``None``: ticks run from Python."""
+        if not hasattr(self.controller, "kernel_state"):
+            return None  # the numpy reference controller
+        reason = native_ticks_unavailable(self.model, self.data)
+        if reason:
+            warnings.warn(f"sim arm: physics ticks run from Python ({reason})", RuntimeWarning, stacklevel=3)
+            return None
+        from drivers.arm.impedance_kernel import run_native_ticks
+
+        return run_native_ticks, native_tick_args(self.model, self.data, self._jac, self._tcp)
 
     def controller_inputs(self) -> tuple[np.ndarray, ...]:
         """The arrays one controller tick reads (q, dq, tcp_pos, tcp_rot, jac, bias), as live views
@@ -171,9 +160,7 @@ class MujocoArm(MujocoScene):
         mujoco.mj_objectVelocity(m, d, mujoco.mjtObj.mjOBJ_SITE, self._tcp, vel, 0)
         quat = np.zeros(4)
         mujoco.mju_mat2Quat(quat, d.site_xmat[self._tcp])
-        objects = {
-            name: np.concatenate([d.qpos[adr : adr + 3], d.qpos[adr + 3 : adr + 7]]) for name, adr in self._object_adr.items()
-        }
+        objects = self._object_bindings.poses(d)
         return ArmState(
             time_s=float(d.time),
             tcp_pos_m=d.site_xpos[self._tcp].copy(),
@@ -222,17 +209,39 @@ class MujocoArm(MujocoScene):
 
     def sync(self, period_s: float) -> None:
         """Advance physics by ``period_s``, running the impedance controller every step."""
+        m, _ = self._require()
+        self.run_ticks(max(1, int(round(period_s / m.opt.timestep))))
+
+    @property
+    def native_ticks(self) -> bool:
+        """Whether ``sync`` runs all its physics steps in one compiled call (see ``run_ticks``)."""
+        return self._native_ticks is not None
+
+    def run_ticks(self, steps: int, native: bool = True) -> None:
+        """``steps`` physics steps, each: MuJoCo's first half (kinematics, Jacobian inputs and bias
+        forces at the current state), the TCP Jacobian, one controller tick, the second half
+        (actuation, integration). With a compiled controller all steps run in one native call
+        (``native=False``: from Python, as with the numpy controller; the same numbers)."""
         m, d = self._require()
-        steps = max(1, int(round(period_s / m.opt.timestep)))
+        if native and self._native_ticks is not None:
+            loop, addresses = self._native_ticks
+            if addresses[4] != d._address:  # e.g. a copied arm: never step another MjData's memory
+                raise RuntimeError("the sim arm's native tick loop is bound to another MjData; connect() again")
+            if loop(addresses, steps, self.controller.kernel_state, *self._tick_inputs, self._ctrl_arm):
+                raise FloatingPointError(NON_FINITE_TORQUE)
+        else:
+            self._run_python_ticks(m, d, steps)
+        if not np.all(np.isfinite(d.qpos)):
+            raise FloatingPointError("simulation diverged (non-finite joint positions); check controller gains")
+
+    def _run_python_ticks(self, m: mujoco.MjModel, d: mujoco.MjData, steps: int) -> None:
         compute, ctrl, inputs = self.controller.compute, self._ctrl_arm, self._tick_inputs
         jac_lin, jac_rot, site = self._jac[:3], self._jac[3:], self._tcp
         for _ in range(steps):
-            mujoco.mj_step1(m, d)  # kinematics, Jacobian inputs and bias forces at the current state
+            mujoco.mj_step1(m, d)
             mujoco.mj_jacSite(m, d, jac_lin, jac_rot, site)
             ctrl[:] = compute(*inputs)
-            mujoco.mj_step2(m, d)  # actuation and integration
-        if not np.all(np.isfinite(d.qpos)):
-            raise FloatingPointError("simulation diverged (non-finite joint positions); check controller gains")
+            mujoco.mj_step2(m, d)
 
     def reset(self, joint_pos_rad: np.ndarray, target: ArmTarget | None = None) -> ArmState:
         """Start from ``joint_pos_rad``; with a ``target``, jump to its inverse kinematics and let
@@ -243,10 +252,7 @@ class MujocoArm(MujocoScene):
         width = panda.GRIPPER_MAX_WIDTH_M if target is None else target.gripper_width_m
         d.qpos[self._fingers] = width / 2.0
         d.ctrl[self._gripper_act] = width / 2.0
-        for obj in self.objects:
-            if not obj.fixed:
-                adr = self._object_adr[obj.name]
-                d.qpos[adr : adr + 7] = [0.5, 0.0, obj.half_size_m[2], 1.0, 0.0, 0.0, 0.0]
+        # mj_resetData put the objects back at their model poses (free: qpos0, fixed: mocap).
         if target is not None:
             self._inverse_kinematics(target)
         mujoco.mj_forward(m, d)
@@ -282,14 +288,9 @@ class MujocoArm(MujocoScene):
         raise RuntimeError(f"no inverse kinematics solution for TCP target {target.tcp_pos_m} within joint limits")
 
     def set_object_pose(self, name: str, pos_m: np.ndarray, quat_wxyz: np.ndarray) -> None:
+        """Place a free object (at rest) or a fixed one; a held object raises ``KeyError``."""
         m, d = self._require()
-        if name not in self._object_adr:
-            raise KeyError(f"no free object {name!r}; objects: {sorted(self._object_adr)}")
-        adr = self._object_adr[name]
-        d.qpos[adr : adr + 3] = pos_m
-        d.qpos[adr + 3 : adr + 7] = np.asarray(quat_wxyz) / np.linalg.norm(quat_wxyz)
-        dof = m.jnt_dofadr[m.joint(f"{name}_joint").id]
-        d.qvel[dof : dof + 6] = 0.0
+        self._object_bindings.place(d, name, pos_m, quat_wxyz)
         mujoco.mj_forward(m, d)
 
 

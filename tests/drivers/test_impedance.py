@@ -3,9 +3,10 @@
 In the MuJoCo arm (gravity on, compensated through the controller's ``bias`` input): free-space
 steps converge without much overshoot, the force against a rigid obstacle is set by
 ``stiffness * clip`` and not by how deep the target lies, and the corners of the documented gain
-range are stable. Without MuJoCo, on a hand-built Jacobian: the clip bounds the spring, the spring
-and damper point the right way, the torque-rate and torque limits hold, ``compute`` does not
-allocate, and bad configs or targets raise ``ValueError``.
+range are stable (the sim arm runs the compiled controller when numba imports). Without MuJoCo,
+on a hand-built Jacobian, for the numpy reference and the numba-compiled controller alike: the clip
+bounds the spring, the spring and damper point the right way, the torque-rate and torque limits
+hold, ``compute`` does not allocate, and bad configs or targets raise ``ValueError``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from drivers.arm.impedance import (
     STIFFNESS_ROT_RANGE_NM_RAD,
     CartesianImpedanceController,
     ImpedanceConfig,
+    make_impedance_controller,
 )
 from drivers.arm.panda import READY_JOINT_POS_RAD as HOME_JOINT_POS_RAD
 from robot_rl.backends.arm import ArmTarget, ObjectSpec
@@ -196,16 +198,24 @@ def rot_z(angle_rad: float) -> np.ndarray:
     return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
 
 
-def held_controller(config: ImpedanceConfig) -> CartesianImpedanceController:
+@pytest.fixture(params=["numpy", "numba"])
+def kernel(request: pytest.FixtureRequest) -> str:
+    """Each unit check runs on the numpy reference and on the compiled controller."""
+    if request.param == "numba":
+        pytest.importorskip("numba", reason="numba is not installed: the compiled controller is not built")
+    return request.param
+
+
+def held_controller(config: ImpedanceConfig, kernel: str = "numpy") -> CartesianImpedanceController:
     """A controller holding TCP pose (origin, identity) with posture q = 0."""
-    ctrl = CartesianImpedanceController(config)
+    ctrl = make_impedance_controller(dataclasses.replace(config, kernel=kernel))
     ctrl.reset(np.zeros(3), IDENTITY_QUAT, np.zeros(7))
     return ctrl
 
 
-def test_clip_bounds_the_spring_force_for_huge_errors() -> None:
+def test_clip_bounds_the_spring_force_for_huge_errors(kernel: str) -> None:
     config = ImpedanceConfig(stiffness_pos_n_m=2000.0, stiffness_rot_nm_rad=80.0, **UNLIMITED)
-    ctrl = held_controller(config)
+    ctrl = held_controller(config, kernel)
     tau = ctrl.compute(np.zeros(7), np.zeros(7), np.array([5.0, -7.0, 100.0]), rot_x(2.5), JAC, np.zeros(7))
 
     expected = np.array([-2000 * 0.02, 2000 * 0.02, -2000 * 0.02, -80 * 0.1, 0.0, 0.0, 0.0])
@@ -213,13 +223,13 @@ def test_clip_bounds_the_spring_force_for_huge_errors() -> None:
     np.testing.assert_allclose(ctrl.pose_error, [0.02, -0.02, 0.02, 0.1, 0.0, 0.0], atol=1e-12)
 
 
-def test_spring_and_damper_restore_small_errors() -> None:
+def test_spring_and_damper_restore_small_errors(kernel: str) -> None:
     config = ImpedanceConfig(stiffness_pos_n_m=1000.0, stiffness_rot_nm_rad=50.0, nullspace_stiffness_nm_rad=0.0, **UNLIMITED)
-    ctrl = held_controller(config)
+    ctrl = held_controller(config, kernel)
     tau = ctrl.compute(np.zeros(7), np.zeros(7), np.array([0.005, 0.0, -0.01]), rot_z(0.02), JAC, np.zeros(7))
     np.testing.assert_allclose(tau[:6], [-5.0, 0.0, 10.0, 0.0, 0.0, -50.0 * np.sin(0.02)], atol=1e-9)
 
-    ctrl = held_controller(config)
+    ctrl = held_controller(config, kernel)
     dq = np.array([0.1, 0.0, 0.0, 0.0, 0.0, -0.2, 0.3])  # joint 7 moves nothing
     tau = ctrl.compute(np.zeros(7), dq, np.zeros(3), np.eye(3), JAC, np.zeros(7))
     damping_pos = 2.0 * np.sqrt(1000.0 * config.apparent_mass_kg)
@@ -227,9 +237,9 @@ def test_spring_and_damper_restore_small_errors() -> None:
     np.testing.assert_allclose(tau, [-damping_pos * 0.1, 0, 0, 0, 0, damping_rot * 0.2, 0], atol=1e-9)
 
 
-def test_posture_term_acts_in_the_nullspace() -> None:
+def test_posture_term_acts_in_the_nullspace(kernel: str) -> None:
     config = ImpedanceConfig(nullspace_stiffness_nm_rad=10.0, **UNLIMITED)
-    ctrl = held_controller(config)
+    ctrl = held_controller(config, kernel)
     q = np.array([0.1, 0.0, 0.0, 0.0, 0.0, 0.0, 0.2])
     tau = ctrl.compute(q, np.zeros(7), np.zeros(3), np.eye(3), JAC, np.zeros(7))
 
@@ -247,9 +257,9 @@ def random_inputs(rng: np.random.Generator) -> tuple[np.ndarray, ...]:
     return q, dq, pos, rot, JAC, rng.uniform(-200, 200, 7)
 
 
-def test_torque_rate_and_torque_limits_hold_every_tick() -> None:
+def test_torque_rate_and_torque_limits_hold_every_tick(kernel: str) -> None:
     config = ImpedanceConfig(stiffness_pos_n_m=3000.0, stiffness_rot_nm_rad=150.0)
-    ctrl = held_controller(config)
+    ctrl = held_controller(config, kernel)
     rng = np.random.default_rng(0)
     max_step_nm = config.max_torque_rate_nm_s * config.dt_s
     previous = np.zeros(7)
@@ -260,9 +270,9 @@ def test_torque_rate_and_torque_limits_hold_every_tick() -> None:
         previous = tau
 
 
-def test_rate_limited_torque_reaches_a_constant_request() -> None:
+def test_rate_limited_torque_reaches_a_constant_request(kernel: str) -> None:
     config = ImpedanceConfig(stiffness_pos_n_m=3000.0, torque_limits_nm=(1e3,) * 7, target_filter_s=0.0)
-    ctrl = held_controller(config)
+    ctrl = held_controller(config, kernel)
     pos = np.array([0.0, 0.0, 1.0])  # clipped: the spring asks for -3000 * 0.02 = -60 N on joint 3
     taus = [ctrl.compute(np.zeros(7), np.zeros(7), pos, np.eye(3), JAC, np.zeros(7))[2] for _ in range(80)]
 
@@ -270,8 +280,8 @@ def test_rate_limited_torque_reaches_a_constant_request() -> None:
     assert taus[-1] == pytest.approx(-60.0)
 
 
-def test_compute_does_not_allocate_in_steady_state() -> None:
-    ctrl = held_controller(ImpedanceConfig())
+def test_compute_does_not_allocate_in_steady_state(kernel: str) -> None:
+    ctrl = held_controller(ImpedanceConfig(), kernel)
     q, dq, pos, rot = np.full(7, 0.1), np.full(7, 0.01), np.array([0.01, 0.0, 0.0]), rot_z(0.01)
     jacs = [JAC * (1.0 + 1e-3 * k) for k in range(8)]
     bias = np.ones(7)
@@ -303,6 +313,7 @@ def test_compute_does_not_allocate_in_steady_state() -> None:
         {"torque_limits_nm": (-5.0,) * 7},
         {"clip_pos_m": (float("nan"), 0.02, 0.02)},
         {"nullspace_damping_lambda": -0.1},
+        {"kernel": "cuda"},
     ],
     ids=lambda bad: "-".join(f"{k}={v}" for k, v in bad.items()),
 )
@@ -318,29 +329,30 @@ def test_invalid_config_raises(bad: dict) -> None:
         ([0.0, 0.0, 0.0], [np.nan, 0.0, 0.0, 1.0]),
         ([0.0, np.inf, 0.0], IDENTITY_QUAT),
         ([0.0, 0.0], IDENTITY_QUAT),
+        ([0.0, 0.0, 0.0], np.zeros(4)),
     ],
 )
-def test_set_target_rejects_non_finite_or_misshapen_targets(pos: list, quat: np.ndarray) -> None:
-    ctrl = held_controller(ImpedanceConfig())
+def test_set_target_rejects_non_finite_or_misshapen_targets(pos: list, quat: np.ndarray, kernel: str) -> None:
+    ctrl = held_controller(ImpedanceConfig(), kernel)
     with pytest.raises(ValueError):
         ctrl.set_target(np.array(pos), np.asarray(quat))
 
 
-def test_set_gains_rejects_non_positive_stiffness() -> None:
-    ctrl = held_controller(ImpedanceConfig())
+def test_set_gains_rejects_non_positive_stiffness(kernel: str) -> None:
+    ctrl = held_controller(ImpedanceConfig(), kernel)
     with pytest.raises(ValueError):
         ctrl.set_gains(-1.0, 10.0)
 
 
-def test_recovers_finite_torques_after_a_jacobian_jump() -> None:
-    ctrl = held_controller(dataclasses.replace(ImpedanceConfig(), max_torque_rate_nm_s=1e9))
+def test_recovers_finite_torques_after_a_jacobian_jump(kernel: str) -> None:
+    ctrl = held_controller(dataclasses.replace(ImpedanceConfig(), max_torque_rate_nm_s=1e9), kernel)
     for jac in [JAC] * 5 + [3.0 * JAC] * 64:  # the residual check runs every 32 ticks
         tau = ctrl.compute(np.zeros(7), np.zeros(7), np.zeros(3), np.eye(3), jac, np.zeros(7))
     assert np.all(np.isfinite(tau))
 
 
-def test_non_finite_inputs_raise_instead_of_sending_nan_torques() -> None:
-    ctrl = held_controller(ImpedanceConfig())
+def test_non_finite_inputs_raise_instead_of_sending_nan_torques(kernel: str) -> None:
+    ctrl = held_controller(ImpedanceConfig(), kernel)
     q = np.zeros(7)
     q[2] = np.nan
     with pytest.raises(FloatingPointError, match="non-finite torque"):
