@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from robot_rl.agents.distributions import TanhGaussianPolicy
+from robot_rl.agents.distributions import TanhGaussianPolicy, sample_tanh_gaussian
 from robot_rl.agents.networks import (
     Critic,
     augment,
@@ -33,6 +33,7 @@ from robot_rl.agents.networks import (
     split_batch,
 )
 from robot_rl.agents.base import AgentBase, EncoderConfig, group_weights
+from robot_rl.agents.optim import fused_adam_supported, keep_implementation, make_adam, step_unless_nonfinite
 from robot_rl.data.schema import Batch, ObsSpec, check_finite
 
 GRIPPER_COMMANDS = (-1.0, 0.0, 1.0)  # close, stay, open: the discrete gripper action values
@@ -82,6 +83,9 @@ class SACConfig(EncoderConfig):
     """n-step TD targets: sum up to n rewards inside the episode before bootstrapping (the
     trainer samples n-step transitions; 1 is plain SAC/RLPD). Shortens the credit-assignment
     chain of a sparse reward n-fold."""
+    compile: bool = False
+    """Run the critic ensembles and the actor through ``torch.compile`` during updates (fuses their
+    elementwise ops; costs tens of seconds of compilation at the first update)."""
     bc_weight: float = 1.0
     """Weight of a behaviour-cloning term in the actor loss: mean squared error between the actor's
     deterministic action and the demo action, on the batch's demo transitions (0 disables, and it
@@ -163,10 +167,14 @@ class SACAgent(AgentBase):
             torch.manual_seed(seed)
             self._build_networks()
         self._build_optimizers()
+        # What update() calls: the modules themselves, or their compiled forwards (same parameters).
+        compiled = (lambda module: torch.compile(module)) if config.compile else (lambda module: module)
+        self._critic_fn, self._target_critic_fn, self._actor_fn = map(compiled, (self._critic, self._target_critic, self._actor))
         self._generator = torch.Generator(device=self._device).manual_seed(seed)
         self._act_generator = torch.Generator(device=self._device).manual_seed(seed + 1_000_003)
         self._num_updates = 0
-        self.skipped_steps = 0  # optimizer steps skipped for a non-finite gradient, since construction
+        # optimizer steps skipped for a non-finite gradient since construction, counted on the device
+        self._skipped_steps = torch.zeros((), device=self._device)
 
     def _build_networks(self) -> None:
         cfg = self._config
@@ -185,12 +193,18 @@ class SACAgent(AgentBase):
         cfg = self._config
         encoder_params = [p for p in self.encoder.parameters() if p.requires_grad]
         self._critic_params = [*self._critic.parameters(), *encoder_params]
-        self._actor_opt = torch.optim.Adam(self._actor.parameters(), lr=cfg.actor_lr, foreach=True)
-        self._critic_opt = torch.optim.Adam(self._critic_params, lr=cfg.critic_lr, foreach=True)
-        self._temperature_opt = torch.optim.Adam([self._log_alpha], lr=cfg.temperature_lr, foreach=True)
+        # One (fused) Adam step updates every critic of the ensemble: their weights are stacked tensors.
+        self._actor_opt = make_adam(self._actor.parameters(), cfg.actor_lr, self._device)
+        self._critic_opt = make_adam(self._critic_params, cfg.critic_lr, self._device)
+        self._temperature_opt = make_adam([self._log_alpha], cfg.temperature_lr, self._device)
         self._gripper_opt = None
         if self._gripper_critic is not None:
-            self._gripper_opt = torch.optim.Adam(self._gripper_critic.parameters(), lr=cfg.critic_lr, foreach=True)
+            self._gripper_opt = make_adam(self._gripper_critic.parameters(), cfg.critic_lr, self._device)
+
+    @property
+    def skipped_steps(self) -> int:
+        """Optimizer steps skipped for a non-finite gradient since construction (reading it syncs)."""
+        return int(self._skipped_steps.item())
 
     # ------------------------------------------------------------ acting
 
@@ -227,7 +241,8 @@ class SACAgent(AgentBase):
     def _full_update(self, batch: Batch) -> dict[str, float]:
         metrics, features = self._critic_update(batch)
         metrics.update(self._actor_and_temperature_update(features, batch))
-        return {k: float(v) for k, v in metrics.items()}
+        values = torch.stack([v.reshape(()).float() for v in metrics.values()]).tolist()  # the one host sync
+        return dict(zip(metrics, values))
 
     def _critic_update(self, batch: Batch) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """One critic (and gripper critic) step with Polyak; returns metrics and detached obs features."""
@@ -236,7 +251,7 @@ class SACAgent(AgentBase):
         with torch.no_grad():
             next_features = self.encoder(augment(batch.next_obs, cfg.drq_pad, self._generator))
             target = self._critic_target(batch, next_features)
-        qs = self._critic(features, batch.action[:, : self._continuous_dim])
+        qs = self._critic_fn(features, batch.action[:, : self._continuous_dim])
         loss = F.mse_loss(qs, target.expand_as(qs))
         grad_norm = self._step(self._critic_opt, loss, self._critic_params)
         polyak_update(self._target_critic, self._critic, cfg.tau)
@@ -249,10 +264,10 @@ class SACAgent(AgentBase):
 
     def _critic_target(self, batch: Batch, next_features: torch.Tensor) -> torch.Tensor:
         cfg = self._config
-        next_action, next_log_prob = self._actor.sample(next_features, self._generator)
+        next_action, next_log_prob = sample_tanh_gaussian(*self._actor_fn(next_features), self._generator)
         # All critics, in order, need no gather of their weights (N == M, e.g. the default 2/2).
         members = None if cfg.num_min_critics == cfg.num_critics else critic_subset(cfg.num_critics, cfg.num_min_critics, self._generator)
-        next_qs = self._target_critic(next_features, next_action, members)
+        next_qs = self._target_critic_fn(next_features, next_action, members)
         alpha = self._log_alpha.detach().exp() if cfg.backup_entropy else 0.0
         return td_target(batch.reward, batch.terminated, next_qs, self._discount(batch), next_log_prob, alpha)
 
@@ -261,13 +276,14 @@ class SACAgent(AgentBase):
 
     def _actor_and_temperature_update(self, features: torch.Tensor, batch: Batch) -> dict[str, torch.Tensor]:
         alpha = self._log_alpha.detach().exp()
-        action, log_prob = self._actor.sample(features, self._generator)
+        mean, log_std = self._actor_fn(features)  # one actor forward serves the sample and the BC term's mode
+        action, log_prob = sample_tanh_gaussian(mean, log_std, self._generator)
         with frozen(self._critic):
-            q_mean = self._critic(features, action).mean(dim=0)
+            q_mean = self._critic_fn(features, action).mean(dim=0)
         actor_loss = (alpha * log_prob - q_mean).mean()
         bc_metrics = {}
         if self._config.bc_weight > 0 and batch.demo is not None:
-            bc_loss = self._bc_loss(features, batch)
+            bc_loss = self._bc_loss(torch.tanh(mean), batch)
             actor_loss = actor_loss + self._config.bc_weight * bc_loss
             bc_metrics["train/actor_bc_loss"] = bc_loss.detach()
         actor_grad_norm = self._step(self._actor_opt, actor_loss, list(self._actor.parameters()))
@@ -275,13 +291,13 @@ class SACAgent(AgentBase):
         temperature_loss = -self._log_alpha * entropy_gap
         self._temperature_opt.zero_grad(set_to_none=True)
         temperature_loss.backward()
-        self._step_if_finite(self._temperature_opt, self._log_alpha.grad)
+        self._skipped_steps += step_unless_nonfinite(self._temperature_opt, self._log_alpha.grad)
         return {"train/actor_loss": actor_loss.detach(), "train/actor_grad_norm": actor_grad_norm,
                 "train/temperature": self._log_alpha.detach().exp(), "train/entropy": -log_prob.detach().mean(), **bc_metrics}
 
-    def _bc_loss(self, features: torch.Tensor, batch: Batch) -> torch.Tensor:
+    def _bc_loss(self, deterministic_action: torch.Tensor, batch: Batch) -> torch.Tensor:
         """Mean squared error of the deterministic action against the demo action, over demo rows."""
-        error = (self._actor.mode(features) - batch.action[:, : self._continuous_dim]).pow(2).mean(dim=-1)
+        error = (deterministic_action - batch.action[:, : self._continuous_dim]).pow(2).mean(dim=-1)
         # No host sync on an all-online minibatch: the term is then 0 (not NaN).
         return (error * batch.demo).sum() / batch.demo.sum().clamp_min(1.0)
 
@@ -304,17 +320,10 @@ class SACAgent(AgentBase):
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(params, self._config.grad_clip_norm)
-        self._step_if_finite(optimizer, grad_norm)
+        # A loss made non-finite by the batch would turn every weight into NaN: that step is skipped
+        # and counted (:attr:`skipped_steps`), without reading the norm back to the host.
+        self._skipped_steps += step_unless_nonfinite(optimizer, grad_norm)
         return grad_norm.detach()
-
-    def _step_if_finite(self, optimizer: torch.optim.Optimizer, gradient: torch.Tensor) -> None:
-        """Step unless the gradient (its norm) holds NaN or inf -- a loss made non-finite by the batch
-        would turn every weight into NaN: that step is skipped and counted (:attr:`skipped_steps`)."""
-        if bool(torch.isfinite(gradient).all()):
-            optimizer.step()
-        else:
-            optimizer.zero_grad(set_to_none=True)
-            self.skipped_steps += 1
 
     # ------------------------------------------------------------ checkpoints and weights
 
@@ -343,8 +352,10 @@ class SACAgent(AgentBase):
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         for name, module in self._modules().items():
             module.load_state_dict(state["modules"][name])
+        fused = fused_adam_supported(self._device)
         for name, optimizer in self._optimizers().items():
             optimizer.load_state_dict(state["optimizers"][name])
+            keep_implementation(optimizer, fused)  # checkpoints before 2026-12 were saved by foreach Adam
         with torch.no_grad():
             self._log_alpha.copy_(torch.as_tensor(state["log_alpha"]))
         self._generator.set_state(state["generators"]["update"].cpu())
