@@ -66,7 +66,7 @@ class Agent(Protocol):
     def load_actor_state_dict(self, weights: Mapping[str, Any]) -> None: ...
 
 
-IMAGE_ENCODERS = ("conv", "pretrained")
+IMAGE_ENCODERS = ("conv", "pretrained", "frozen")
 POOLINGS = ("spatial_embedding", "spatial_softmax")
 
 
@@ -75,21 +75,28 @@ class EncoderConfig:
     """How camera images become features (shared by every agent's config)."""
 
     image_encoder: str = "conv"
-    """'conv': a conv trunk per camera trained by the agent's loss; 'pretrained': a frozen local ResNetBackbone."""
+    """'conv': a conv trunk per camera trained by the agent's loss; 'pretrained': a frozen local ResNetBackbone;
+    'frozen': a frozen keypoint encoder (`robot-rl pretrain-encoder`) whose features the replay caches per
+    stored frame (robot_rl.encoders.cached), so updates never touch images."""
     pretrained_path: str | None = None
-    """Local state_dict file of the pretrained backbone (see networks.save_backbone); never downloaded."""
+    """Local file of the frozen encoder: a ResNetBackbone state_dict ('pretrained', see networks.save_backbone)
+    or a keypoint encoder file ('frozen', from `robot-rl pretrain-encoder`); never downloaded."""
     pooling: str = "spatial_embedding"
     """Spatial pooling head on the feature maps: 'spatial_embedding' or 'spatial_softmax'."""
     encoder_features: int = 64
     """Features per camera after pooling, projection, LayerNorm and tanh."""
     drq_pad: int = 4
-    """DrQ random-shift padding in pixels during updates; 0 disables."""
+    """DrQ random-shift padding in pixels during updates; 0 disables. With 'frozen': the shifts of the cached copies."""
+    cached_shifts: int = 4
+    """'frozen' only: randomly shifted copies of each stored frame that the replay encodes and caches
+    (sampling picks one per row)."""
 
     def encoder_problems(self) -> list[str]:
         """What is wrong with the encoder fields (empty when valid)."""
         checks = [
             (self.image_encoder in IMAGE_ENCODERS, f"image_encoder must be one of {IMAGE_ENCODERS}"),
-            (self.image_encoder != "pretrained" or self.pretrained_path is not None, "image_encoder='pretrained' needs pretrained_path"),
+            (self.image_encoder == "conv" or self.pretrained_path is not None, f"image_encoder={self.image_encoder!r} needs pretrained_path"),
+            (self.cached_shifts >= 1, "cached_shifts must be >= 1"),
             (self.pooling in POOLINGS, f"pooling must be one of {POOLINGS}"),
             (self.encoder_features >= 1 and self.drq_pad >= 0, "encoder_features >= 1 and drq_pad >= 0"),
         ]

@@ -123,8 +123,9 @@ def random_shift(images: torch.Tensor, pad: int, generator: torch.Generator) -> 
 
 
 def augment(obs: Mapping[str, torch.Tensor], pad: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
-    """Random-shift every camera image of a batched observation; ``state`` passes unchanged."""
-    return {k: v if k == STATE else random_shift(v, pad, generator) for k, v in obs.items()}
+    """Random-shift every camera image of a batched observation; ``state`` and cached camera features
+    (float, already shifted when cached: robot_rl.data.feature_replay) pass unchanged."""
+    return {k: v if k == STATE or v.dtype != torch.uint8 else random_shift(v, pad, generator) for k, v in obs.items()}
 
 
 class ConvTrunk(nn.Module):
@@ -341,8 +342,12 @@ class ObservationEncoder(nn.Module):
         self.load_state_dict(full)
 
 
-def build_encoder(obs_spec: ObsSpec, config: Any) -> ObservationEncoder:
+def build_encoder(obs_spec: ObsSpec, config: Any) -> nn.Module:
     """The encoder described by a config's ``image_encoder``/``pooling``/``encoder_features``/``pretrained_path``."""
+    if config.image_encoder == "frozen" and obs_spec.images:
+        from robot_rl.encoders.cached import CachedFeatureEncoder  # the frozen path imports this module
+
+        return CachedFeatureEncoder(obs_spec, config.pretrained_path, config.encoder_features)
     return ObservationEncoder(obs_spec, config.image_encoder, config.pooling, config.encoder_features, config.pretrained_path)
 
 

@@ -39,7 +39,8 @@ def _cap_by_cgroup(available: int) -> int:
     return available if limit == "max" else min(available, max(int(limit) - used, 0))
 
 
-def _describe(obs_spec: ObsSpec) -> str:
+def describe_obs(obs_spec: ObsSpec) -> str:
+    """``2 cameras 128x128 uint8 + 7 floats``: a canonical observation, for the memory budget line."""
     sizes = {f"{h}x{w}" for h, w, _ in obs_spec.images.values()}
     count = len(obs_spec.images)
     if count and len(sizes) == 1:
@@ -52,11 +53,11 @@ def _describe(obs_spec: ObsSpec) -> str:
 
 def announce_memory(buffer: Any, check: bool) -> None:
     """Print the budget; with ``check``, raise ``MemoryError`` past 90% of the available memory."""
-    needed = type(buffer).bytes_needed(buffer.obs_spec, buffer.action_dim, buffer.capacity)
+    needed = buffer.planned_nbytes()
     available = available_memory_bytes()
     shown = "unknown" if available is None else f"{available / 1e9:.1f} GB"
-    print(f"replay {buffer.name!r}: capacity {buffer.capacity:,} transitions, {_describe(buffer.obs_spec)} "
-          f"-> {needed / 1e9:.1f} GB (available: {shown})", flush=True)
+    print(f"replay {buffer.name!r}: capacity {buffer.capacity:,} transitions, {buffer.describe_contents()} "
+          f"-> {needed / 1e9:.1f} GB, {needed // buffer.capacity:,} bytes per transition (available: {shown})", flush=True)
     if check and available is not None and needed > MEMORY_FRACTION * available:
         per_slot = needed // buffer.capacity
         fits = int(MEMORY_FRACTION * available) // per_slot

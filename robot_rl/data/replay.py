@@ -30,7 +30,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from robot_rl.data.episodes import Episode
-from robot_rl.data.memory import announce_memory, available_memory_bytes  # noqa: F401  (available_memory_bytes: re-exported)
+from robot_rl.data.memory import announce_memory, available_memory_bytes, describe_obs  # noqa: F401  (available_memory_bytes: re-exported)
 from robot_rl.data.nstep import n_step_transitions
 from robot_rl.data.replay_checks import check_episode, check_obs, check_out, check_step, check_steps
 from robot_rl.data.segments import SegmentEnd, SegmentLinks
@@ -61,7 +61,7 @@ class ReplayBuffer:
         if int(action_dim) < 1:
             raise ValueError(f"replay {name!r}: action_dim must be at least 1, got {action_dim}")
         self.obs_spec, self.action_dim, self.capacity, self.name = obs_spec, int(action_dim), int(capacity), name
-        self._shapes = obs_spec.shapes()
+        self._shapes = self._slot_shapes(obs_spec)  # what one slot stores, per observation key
         announce_memory(self, check_memory)
         self._obs = {key: np.empty((self.capacity, *shape), dtype) for key, (shape, dtype) in self._shapes.items()}
         self._action = np.empty((self.capacity, self.action_dim), np.float32)
@@ -80,9 +80,23 @@ class ReplayBuffer:
     @staticmethod
     def bytes_needed(obs_spec: ObsSpec, action_dim: int, capacity: int) -> int:
         """Bytes of all preallocated arrays: observations once, action, reward, two flags, segment links."""
-        obs = sum(int(np.prod(shape)) * dtype.itemsize for shape, dtype in obs_spec.shapes().values())
-        per_slot = obs + 4 * int(action_dim) + 4 + 1 + 1 + 8 + SegmentLinks.BYTES_PER_SLOT
-        return per_slot * int(capacity)
+        return _bytes_per_slot(obs_spec.shapes(), action_dim) * int(capacity)
+
+    def planned_nbytes(self) -> int:
+        """Bytes this buffer allocates (known before it does; the memory budget line shows it)."""
+        return _bytes_per_slot(self._shapes, self.action_dim) * self.capacity
+
+    def describe_contents(self) -> str:
+        """What one slot holds, for the memory budget line (e.g. ``2 cameras 128x128 uint8 + 7 floats``)."""
+        return describe_obs(self.obs_spec)
+
+    def _slot_shapes(self, obs_spec: ObsSpec) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+        """Key -> (shape, dtype) stored per slot: the canonical observation (subclasses may store another form)."""
+        return obs_spec.shapes()
+
+    def _gather_obs(self, slots: np.ndarray) -> dict[str, np.ndarray]:
+        """The stored observations of ``slots``, as a batch (new arrays)."""
+        return {key: array[slots] for key, array in self._obs.items()}
 
     @property
     def nbytes(self) -> int:
@@ -243,10 +257,10 @@ class ReplayBuffer:
         if out is not None:
             return self._gather_into(out, index, following)
         return Batch(
-            obs={key: array[index] for key, array in self._obs.items()},
+            obs=self._gather_obs(index),
             action=self._action[index],
             reward=self._reward[index],
-            next_obs={key: array[following] for key, array in self._obs.items()},
+            next_obs=self._gather_obs(following),
             terminated=self._terminated[index].astype(np.float32),
         )
 
@@ -258,9 +272,8 @@ class ReplayBuffer:
         if out is not None:
             batch = self._gather_into(out, index, steps.following)
         else:
-            batch = Batch(obs={key: array[index] for key, array in self._obs.items()}, action=self._action[index],
-                          reward=steps.reward, next_obs={key: array[steps.following] for key, array in self._obs.items()},
-                          terminated=steps.terminated)
+            batch = Batch(obs=self._gather_obs(index), action=self._action[index], reward=steps.reward,
+                          next_obs=self._gather_obs(steps.following), terminated=steps.terminated)
         batch.reward[:], batch.terminated[:] = steps.reward, steps.terminated
         batch.discount = steps.discount
         return batch
@@ -333,3 +346,9 @@ class ReplayBuffer:
                            "refilled buffer's %s; keeping the refilled ones", self.name, saved,
                            (self._next, self._filled, self._count))
         self._added = max(self._added, int(state["transitions_added"]))
+
+
+def _bytes_per_slot(shapes: Mapping[str, tuple[tuple[int, ...], np.dtype]], action_dim: int) -> int:
+    """One slot's bytes: its stored observation, action, reward, two flags, successor and segment links."""
+    obs = sum(int(np.prod(shape)) * np.dtype(dtype).itemsize for shape, dtype in shapes.values())
+    return obs + 4 * int(action_dim) + 4 + 1 + 1 + 8 + SegmentLinks.BYTES_PER_SLOT

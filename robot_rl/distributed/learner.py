@@ -33,7 +33,7 @@ import numpy as np
 import zmq
 
 from robot_rl.data.episode_metadata import episode_metadata
-from robot_rl.data.replay import ReplayBuffer, SegmentEnd
+from robot_rl.data.replay import SegmentEnd
 from robot_rl.data.sampling import sample_batch
 from robot_rl.data.schema import ObsSpec, check_finite
 from robot_rl.distributed.bounds import ValueBounds, chunk_problem, episode_problem
@@ -48,7 +48,7 @@ from robot_rl.train.checkpoint import load_checkpoint, save_checkpoint
 from robot_rl.train.collect import add_intervention_segments
 from robot_rl.train.evaluate import evaluate
 from robot_rl.train.logs import RunLog
-from robot_rl.train.setup import (EVAL_SEED, build_agent, demo_directory, make_demo_buffer, prepare_run_dir,
+from robot_rl.train.setup import (EVAL_SEED, build_agent, demo_directory, make_demo_buffer, new_replay, prepare_run_dir,
                                   pretrain, set_threads)
 from robot_rl.transport import Transitions, Weights, messages
 
@@ -330,7 +330,7 @@ def build_learner(cfg, stack: contextlib.ExitStack) -> Learner:
     run_dir = prepare_run_dir(cfg)
     agent = build_agent(cfg, spec, action_dim)
     demos = make_demo_buffer(cfg, demo_directory(cfg, run_dir), spec, action_dim)
-    online = ReplayBuffer(spec, action_dim, cfg.replay_capacity, name="online", seed=cfg.env.seed)
+    online = new_replay(cfg.agent_config, spec, action_dim, cfg.replay_capacity, "online", cfg.env.seed)  # features computed here
     metadata = episode_metadata(cfg.env.task, cfg.env.obs, spec, env.action_space, control_hz(env) or 1.0, "online",
                                 state_parts=getattr(env.unwrapped, "state_layout", None))  # actors' backends may differ
     bounds = ValueBounds.for_space(env.action_space, cfg.max_abs_reward, cfg.max_abs_observation)

@@ -18,7 +18,6 @@ import numpy as np
 from gymnasium.vector import VectorEnv
 
 from robot_rl.agents.registry import agent_entry
-from robot_rl.data.replay import ReplayBuffer
 from robot_rl.data.episode_metadata import episode_metadata
 from robot_rl.data.sampling import sample_batch
 from robot_rl.envs import control_hz
@@ -27,7 +26,8 @@ from robot_rl.train.config import TrainConfig
 from robot_rl.train.evaluate import evaluate, evaluate_batched
 from robot_rl.train.logs import EpisodeWindow, Progress, RecentRate, RunLog, read_eval_csv
 from robot_rl.train.setup import (EVAL_SEED, build_agent, checkpoint, demo_directory, episode_task, make_demo_buffer,
-                                  make_eval_env, make_train_envs, prepare_run_dir, pretrain, restore, set_threads, spaces_of)
+                                  make_eval_env, make_train_envs, new_replay, prepare_run_dir, pretrain, restore, set_threads,
+                                  spaces_of)
 from robot_rl.video import VideoWriter
 
 
@@ -56,7 +56,7 @@ def train(cfg: TrainConfig) -> TrainResult:
 
 
 def _train_online(cfg: TrainConfig, run_dir, agent, demos, envs, eval_env, spec) -> TrainResult:
-    online = ReplayBuffer(spec, agent.action_dim, cfg.replay_capacity, name="online", seed=cfg.env.seed)
+    online = new_replay(cfg.agent_config, spec, agent.action_dim, cfg.replay_capacity, "online", cfg.env.seed)
     human = cfg.hil != "none"
     step = restore(run_dir, agent, online, episode_task(cfg), demos if human else None) if cfg.resume else 0
     if step == 0:

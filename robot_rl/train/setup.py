@@ -131,13 +131,14 @@ def demo_directory(cfg: TrainConfig, run_dir: pathlib.Path) -> pathlib.Path | No
 
 
 def episodes_buffer(directory: pathlib.Path, task: str | None, spec: ObsSpec, action_dim: int, name: str, seed: int,
-                    extra_capacity: int = 0) -> ReplayBuffer:
-    """A replay buffer holding every readable episode file of ``directory`` (plus ``extra_capacity`` slots)."""
+                    extra_capacity: int = 0, agent_config=None) -> ReplayBuffer:
+    """A replay buffer holding every readable episode file of ``directory`` (plus ``extra_capacity`` slots);
+    ``agent_config`` picks its kind (:func:`new_replay`)."""
     episodes, errors = read_episodes(directory, task=task)
     for err in errors:
         print(f"skipping {err}", flush=True)
     needed = sum(len(e) + 1 for e in episodes) + 1
-    buffer = ReplayBuffer(spec, action_dim, max(needed + extra_capacity, 2), name=name, seed=seed)
+    buffer = new_replay(agent_config, spec, action_dim, max(needed + extra_capacity, 2), name, seed)
     for episode in episodes:
         buffer.add_episode(episode)
     return buffer
@@ -149,8 +150,17 @@ def make_demo_buffer(cfg: TrainConfig, demo_dir: pathlib.Path | None, spec: ObsS
     if demo_dir is None and not room:
         return None
     if demo_dir is None:
-        return ReplayBuffer(spec, action_dim, room, name="demos", seed=cfg.env.seed + 1)
-    return episodes_buffer(demo_dir, episode_task(cfg), spec, action_dim, "demos", cfg.env.seed + 1, extra_capacity=room)
+        return new_replay(cfg.agent_config, spec, action_dim, room, "demos", cfg.env.seed + 1)
+    return episodes_buffer(demo_dir, episode_task(cfg), spec, action_dim, "demos", cfg.env.seed + 1, extra_capacity=room,
+                           agent_config=cfg.agent_config)
+
+
+def new_replay(agent_config, spec: ObsSpec, action_dim: int, capacity: int, name: str, seed: int) -> ReplayBuffer:
+    """A :class:`ReplayBuffer`, or with ``--sac.image-encoder frozen`` a feature cache of the frozen encoder
+    (features computed once per stored frame: :func:`robot_rl.encoders.cached.replay_buffer`)."""
+    from robot_rl.encoders.cached import replay_buffer
+
+    return replay_buffer(agent_config, spec, action_dim, capacity, name, seed)
 
 
 def episode_task(cfg: TrainConfig) -> str | None:
