@@ -102,7 +102,8 @@ class QuadBatch(NamedTuple):
     the target ``(N, 3)``, elapsed control steps, the rate PID's integral and previous rates
     ``(N, 3)``, the queued commands ``(N, max_delay + 1, 4)`` with this episode's delay ``(N,)``, and
     this episode's dynamics (:class:`~sim.quad.dynamics.BodyParams` fields per env, and the motors'
-    maximum thrust ``(N,)`` [N])."""
+    maximum thrust ``(N,)`` [N]), and the executed actions the observation shows ``(N, k, 4)``
+    (newest first; ``k = 0`` unless the task asks for an action history)."""
 
     body: RigidState
     target_m: Any
@@ -113,6 +114,7 @@ class QuadBatch(NamedTuple):
     delay: Any
     params: BodyParams
     max_thrust_n: Any
+    action_history: Any
 
 
 def _uniform(key: Any, shape: tuple[int, ...], value_range: Range | None, nominal: float) -> Any:
@@ -152,7 +154,7 @@ def build(arrays: Any, max_steps: int, physics: JaxQuadConfig, num_envs: int, co
     # The flight controller below the policy: the task's nominal cascade plus the mixer's torque coefficient.
     controller = dataclasses.replace(actions.controller, yaw_torque_per_thrust_m=physics.yaw_torque_per_thrust_m)
     delay_low, delay_high = physics.action_delay_steps
-    n = num_envs
+    n, history_steps = num_envs, getattr(arrays, "history_steps", 0)
 
     def fresh(key: Any) -> QuadBatch:
         k_init, k_params, k_delay = jax.random.split(key, 3)
@@ -163,11 +165,12 @@ def build(arrays: Any, max_steps: int, physics: JaxQuadConfig, num_envs: int, co
         delay = jax.random.randint(k_delay, (n,), delay_low, delay_high + 1) if delay_high else jnp.zeros((n,), jnp.int32)
         queue = jnp.zeros((n, delay_high + 1, 4), jnp.float32).at[..., 0].set(physics.hover_thrust_frac)
         return QuadBatch(body, target, jnp.zeros((n,), jnp.int32), jnp.zeros((n, 3), jnp.float32), rates,
-                         queue, delay, params, max_thrust)
+                         queue, delay, params, max_thrust, jnp.zeros((n, history_steps, 4), jnp.float32))
 
     def observe(batch: QuadBatch, key: Any) -> Any:
         b = batch.body
-        obs = arrays.observe(b.pos_m, b.quat_wxyz, b.vel_m_s, b.rates_rad_s, batch.target_m, jnp)
+        history = batch.action_history if history_steps else None
+        obs = arrays.observe(b.pos_m, b.quat_wxyz, b.vel_m_s, b.rates_rad_s, batch.target_m, jnp, history)
         if physics.obs_noise_std > 0:
             obs = obs + physics.obs_noise_std * jax.random.normal(key, obs.shape, obs.dtype)
         return obs
@@ -201,7 +204,8 @@ def build(arrays: Any, max_steps: int, physics: JaxQuadConfig, num_envs: int, co
         command = jnp.concatenate([collective[:, None], rates], axis=-1)
         queue = jnp.concatenate([command[:, None], batch.queue[:, :-1]], axis=1)
         applied = jnp.take_along_axis(queue, batch.delay[:, None, None], axis=1)[:, 0] if delay_high else command
-        stepped = fly(batch._replace(queue=queue), applied)
+        history = arrays.push_history(batch.action_history, executed, jnp) if history_steps else batch.action_history
+        stepped = fly(batch._replace(queue=queue, action_history=history), applied)
         s = stepped.body
         key, k_reset, k_noise, k_final = jax.random.split(key, 4)
         terminated = arrays.terminated(s.pos_m, jnp)
@@ -224,3 +228,24 @@ def build(arrays: Any, max_steps: int, physics: JaxQuadConfig, num_envs: int, co
         return new, key, out
 
     return jax.jit(reset), jax.jit(step)
+
+
+PRIVILEGED_SIZE = 15
+
+
+def privileged_arrays(batch: QuadBatch, physics: JaxQuadConfig) -> Any:
+    """What the simulator knows and the policy does not (an asymmetric critic's extra input), ``(N, 15)``,
+    each scaled to order one: the motors' thrusts over their maximum (4), the disturbance force over the
+    nominal weight (3, world) and torque over 1e-4 N m (3, body), then over their nominal values the
+    mass, the motors' full thrust and time constant (3), the action delay in steps (1) and the
+    inertia's mean scale (1)."""
+    p = batch.params
+    weight_n = physics.mass_kg * GRAVITY_M_S2
+    tau_nominal = max(physics.motor_time_constant_s, 1e-4)
+    inertia_scale = jnp.mean(p.inertia_kg_m2 / jnp.asarray(physics.inertia_kg_m2, jnp.float32), axis=-1)
+    columns = [batch.body.thrust_n / batch.max_thrust_n[:, None], p.force_disturbance_n / weight_n,
+               p.torque_disturbance_nm / 1e-4, (p.mass_kg / physics.mass_kg)[:, None],
+               (batch.max_thrust_n / physics.max_thrust_per_motor_n)[:, None],
+               (p.motor_time_constant_s / tau_nominal)[:, None], batch.delay[:, None].astype(jnp.float32),
+               inertia_scale[:, None]]
+    return jnp.concatenate(columns, axis=-1)

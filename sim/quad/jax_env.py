@@ -20,19 +20,22 @@ sub-envs:
   ``executed_action``, ``action_clipped`` of the ending step with their masks) with ``info["_final_info"]``.
   ``final_obs`` is one dense array where ``SyncVectorEnv`` has an object array.
 
-``functional`` gives the jitted ``reset(key)`` / ``step(batch, key, actions)`` pair for fused loops.
+``functional`` gives the jitted ``reset(key)`` / ``step(batch, key, actions)`` pair for fused loops,
+``privileged`` the simulator's extra state for an asymmetric critic, ``expert`` the task's expert.
 jax is imported here only, so ``import sim.quad`` stays cheap.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
+import jax.numpy as jnp
 import numpy as np
 
 from robot_rl.vector import require_state_obs
 from sim.jax_task_env import JittedTaskEnv
-from sim.quad.jax_core import JaxQuadConfig, build
+from sim.quad.jax_core import JaxQuadConfig, build, privileged_arrays
 
 
 class QuadVectorEnv(JittedTaskEnv):
@@ -58,6 +61,24 @@ class QuadVectorEnv(JittedTaskEnv):
         """The jitted ``reset(key) -> (batch, key, obs)`` and ``step(batch, key, actions) -> (batch, key,
         out)`` (:func:`sim.quad.jax_core.build`), for loops fused under ``jit``/``lax.scan``."""
         return self._reset_fn, self._step_fn
+
+    @property
+    def privileged(self) -> Any:
+        """``privileged(batch) -> (N, 15)`` (:func:`sim.quad.jax_core.privileged_arrays`): motor thrusts,
+        disturbances and randomized dynamics, for an asymmetric critic in a fused loop (traceable)."""
+        return functools.partial(privileged_arrays, physics=self.config)
+
+    @property
+    def expert(self) -> Any:
+        """``expert(batch) -> (N, 4)``: the task's scripted expert's action for every sub-env's true
+        state and target (traceable; a fused loop's guide, see :mod:`robot_rl.fused.td3`)."""
+        arrays = self.arrays
+
+        def expert(batch: Any) -> Any:
+            b = batch.body
+            return arrays.expert(b.pos_m, b.quat_wxyz, b.vel_m_s, batch.target_m, jnp)
+
+        return expert
 
     @property
     def dynamics_params(self) -> dict[str, np.ndarray]:

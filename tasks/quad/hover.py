@@ -8,7 +8,9 @@ truncation.
 
 Observation (``obs="state"`` and the ``state`` part of ``obs="pixels"``; 18 floats):
 ``[pos_error_m (3) = pos - target, rotation_matrix (9, body -> world, row-major), vel_m_s (3) world
-ENU, body_rates_rad_s (3) body FLU]``. Pixels add the onboard ``fpv`` camera; the target is told in
+ENU, body_rates_rad_s (3) body FLU]``; with ``action_history_steps=k`` also the last ``k`` executed
+actions, newest first (``4 k`` floats, zeros after a reset): what lets a policy infer the motors' lag
+(the Learning-to-Fly setting). Pixels add the onboard ``fpv`` camera; the target is told in
 both modes (from on board it is rarely in view).
 
 Reward (dense, in (0, 1] while flying): ``exp(-cost)``, ``cost = pos_weight |e| + vel_weight |v| +
@@ -60,11 +62,21 @@ def initial_arrays(uniform: Any, target_low_m: Vec3, target_high_m: Vec3, start_
     return target, pos, quat, vel, rates
 
 
-def observe_arrays(pos_m: Any, quat_wxyz: Any, vel_m_s: Any, rates_rad_s: Any, target_m: Any, xp: Any) -> Any:
-    """``[pos - target, R (9, row-major), vel, rates]`` on the last axis, ``(..., 18)``."""
+def observe_arrays(pos_m: Any, quat_wxyz: Any, vel_m_s: Any, rates_rad_s: Any, target_m: Any, xp: Any,
+                   action_history: Any = None) -> Any:
+    """``[pos - target, R (9, row-major), vel, rates]`` on the last axis, ``(..., 18)``; with an
+    ``action_history (..., k, 4)`` (newest first) also its ``4 k`` numbers, ``(..., 18 + 4 k)``."""
     rotation = quat_to_matrix_arrays(quat_wxyz, xp)
     flat = xp.reshape(rotation, rotation.shape[:-2] + (9,))
-    return xp.concatenate([pos_m - target_m, flat, vel_m_s, rates_rad_s], axis=-1)
+    parts = [pos_m - target_m, flat, vel_m_s, rates_rad_s]
+    if action_history is not None:
+        parts.append(xp.reshape(action_history, action_history.shape[:-2] + (-1,)).astype(pos_m.dtype))
+    return xp.concatenate(parts, axis=-1)
+
+
+def push_action_history_arrays(action_history: Any, action: Any, xp: Any) -> Any:
+    """``action_history (..., k, A)`` (newest first) with ``action (..., A)`` in front and the oldest dropped."""
+    return xp.concatenate([action[..., None, :].astype(action_history.dtype), action_history[..., :-1, :]], axis=-2)
 
 
 def _norm(vec: Any, xp: Any) -> Any:
@@ -120,6 +132,7 @@ class QuadHoverConfig:
         success_tolerance_m, success_max_speed_m_s: the hold criterion.
         pos_weight, vel_weight, tilt_weight, rate_weight: cost weights per m, m/s, (1 - cos tilt), rad/s.
         crash_reward: the reward of the step that crashes.
+        action_history_steps: the last this many executed actions (newest first) end the observation.
     """
 
     max_episode_steps: int = 500
@@ -140,10 +153,13 @@ class QuadHoverConfig:
     tilt_weight: float = 0.2
     rate_weight: float = 0.02
     crash_reward: float = -10.0
+    action_history_steps: int = 0
 
     def __post_init__(self) -> None:
         if self.max_episode_steps < 1:
             raise ValueError(f"max_episode_steps must be >= 1, got {self.max_episode_steps}")
+        if not (isinstance(self.action_history_steps, int) and 0 <= self.action_history_steps <= 64):
+            raise ValueError(f"action_history_steps must be an integer in [0, 64], got {self.action_history_steps!r}")
         for name in ("target_low_m", "target_high_m", "start_offset_m", "fence_low_m", "fence_high_m"):
             object.__setattr__(self, name, _vec3("QuadHoverConfig", name, getattr(self, name)))
         if not np.all(np.less_equal(self.target_low_m, self.target_high_m)):
@@ -184,8 +200,21 @@ class HoverArrays:
         return initial_arrays(uniform, c.target_low_m, c.target_high_m, c.start_offset_m, c.max_initial_tilt_rad,
                               c.max_initial_speed_m_s, c.max_initial_rate_rad_s, xp)
 
-    def observe(self, pos_m: Any, quat_wxyz: Any, vel_m_s: Any, rates_rad_s: Any, target_m: Any, xp: Any) -> Any:
-        return observe_arrays(pos_m, quat_wxyz, vel_m_s, rates_rad_s, target_m, xp)
+    @property
+    def history_steps(self) -> int:
+        """Executed actions kept in the observation (``action_history_steps``)."""
+        return self.config.action_history_steps
+
+    def push_history(self, action_history: Any, action: Any, xp: Any) -> Any:
+        return push_action_history_arrays(action_history, action, xp)
+
+    def observe(self, pos_m: Any, quat_wxyz: Any, vel_m_s: Any, rates_rad_s: Any, target_m: Any, xp: Any,
+                action_history: Any = None) -> Any:
+        """The observation; ``action_history (..., k, 4)`` is required when ``history_steps`` is k > 0."""
+        if (action_history is None) != (self.history_steps == 0):
+            raise ValueError(f"quad_hover observes {self.history_steps} past actions; got "
+                             f"{'none' if action_history is None else 'an action history'}")
+        return observe_arrays(pos_m, quat_wxyz, vel_m_s, rates_rad_s, target_m, xp, action_history)
 
     def terminated(self, pos_m: Any, xp: Any) -> Any:
         c = self.config
@@ -222,12 +251,20 @@ class QuadHover(QuadTask):
         self.fallback_residual = self.config.fallback_residual
         self.target_m: np.ndarray | None = None
         self._spec: QuadSpec | None = None
+        self._history = self._no_history()
+
+    def _no_history(self) -> np.ndarray | None:
+        steps = self.config.action_history_steps
+        return np.zeros((steps, 4), dtype=np.float32) if steps else None
 
     def arrays_for(self, spec: QuadSpec) -> HoverArrays:
         return HoverArrays(self.config, self.actions_for(spec))
 
     def state_layout(self, spec: QuadSpec, obs_mode: str) -> dict[str, int]:
-        return {"pos_error_m": 3, "rotation_matrix": 9, "vel_m_s": 3, "body_rates_rad_s": 3}
+        layout = {"pos_error_m": 3, "rotation_matrix": 9, "vel_m_s": 3, "body_rates_rad_s": 3}
+        if self.config.action_history_steps:
+            layout["action_history"] = 4 * self.config.action_history_steps
+        return layout
 
     def reset(self, backend: Any, rng: np.random.Generator) -> QuadState:
         self.config.check_fence(backend.spec)
@@ -238,6 +275,7 @@ class QuadHover(QuadTask):
         target, pos, quat, vel, rates = self.arrays_for(backend.spec).initial(rng.uniform(size=UNIFORM_SIZE), np)
         backend.set_state(pos, quat, vel, rates)
         self.target_m = target
+        self._history = self._no_history()
         if isinstance(backend, QuadTargetMarker):
             backend.set_target_marker(target)
         return backend.read_state()
@@ -250,7 +288,15 @@ class QuadHover(QuadTask):
     def observe(self, state: QuadState, obs_mode: str) -> np.ndarray:
         arrays, target = self._bound()
         return arrays.observe(state.pos_m, state.quat_wxyz, state.vel_m_s, state.body_rates_rad_s, target,
-                              np).astype(np.float32)
+                              np, self._history).astype(np.float32)
+
+    def command_to_action(self, command: Any, state: QuadState, spec: QuadSpec) -> np.ndarray:
+        """The executed action (RobotEnv asks once per step, after the backend applied the command);
+        with ``action_history_steps`` it also enters the history the next observation shows."""
+        action = super().command_to_action(command, state, spec)
+        if self._history is not None:
+            self._history = push_action_history_arrays(self._history, action, np)
+        return action
 
     def reward(self, state: QuadState) -> float:
         arrays, target = self._bound()
