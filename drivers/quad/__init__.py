@@ -1,4 +1,4 @@
-"""Quadrotor controllers shared by the JAX sim, the MuJoCo sim and (later) the real drone.
+"""Quadrotor controllers shared by the JAX sim, the MuJoCo sim and the real drone.
 
 Every function here is an array function over ``xp`` (``numpy`` or ``jax.numpy``): features on the
 last axis, any leading batch shape, no in-place writes, ``xp.where`` instead of ``if`` on values
@@ -15,4 +15,9 @@ last axis, any leading batch shape, no in-place writes, ``xp.where`` instead of 
 
 They are the baseline flight controller, the safe fallback (hover in place) and the way higher
 command levels are flown on a vehicle that only takes motor thrusts.
+
+The real drone: :mod:`drivers.quad.crazyflie` (a Crazyflie through cflib), registered as the
+``crazyflie`` backend of the ``quadrotor`` family by :mod:`drivers.quad.registration` (entry point in
+pyproject.toml). This package imports nothing: importing a driver module before ``robot_rl`` (whose
+import loads the registrations) must not meet a half-initialized ``drivers.quad``.
 """
