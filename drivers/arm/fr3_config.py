@@ -1,0 +1,217 @@
+"""An FR3 rig's settings (:class:`Fr3Config`), read from the rig's TOML file (:func:`load_fr3_rig`):
+the robot's address, reset pose, workspace box, gains and gripper live there, never in code.
+
+Example rig file (other tables belong to other drivers and are ignored here)::
+
+    [arm.fr3]
+    host = "172.16.0.2"
+    reported_ee_frame = "tcp"            # Desk has the Franka Hand set as end effector
+    gripper = "franka_hand"              # or "none"
+    reset_joint_pos_rad = [0.0, -0.785, 0.0, -2.356, 0.0, 1.571, 0.785]
+    workspace_low_m = [0.3, -0.25, 0.02]
+    workspace_high_m = [0.7, 0.25, 0.45]
+    max_external_force_n = 25.0
+    gain_set = "compliant"
+
+    [arm.fr3.gains.precise]              # replaces the built-in "precise" set
+    stiffness_pos_n_m = 2500.0
+    stiffness_rot_nm_rad = 120.0
+    clip_pos_m = 0.008
+    clip_rot_rad = 0.05
+
+Every field of :class:`Fr3Config` may appear; ``robot_rl.make(..., backend="fr3", rig="arm.toml")``
+reads the file, and options given there win over it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import pathlib
+from typing import Any, Mapping
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
+from drivers.arm import fr3_constants as fr3
+from drivers.arm.impedance import STIFFNESS_POS_RANGE_N_M, STIFFNESS_ROT_RANGE_NM_RAD
+from robot_rl.backends.checks import check_range
+
+#: What the robot reports as ``O_T_EE``: the hand's TCP (Desk has the Franka Hand configured),
+#: the bare flange (no end effector configured), or link 7 (franka-sim: 0.107 m short of the flange).
+REPORTED_EE_FRAMES = ("tcp", "flange", "link7")
+GRIPPERS = ("franka_hand", "none")
+READY_JOINT_POS_RAD = (0.0, -math.pi / 4, 0.0, -3 * math.pi / 4, 0.0, math.pi / 2, math.pi / 4)
+
+
+class Fr3RigError(ValueError):
+    """A rig file's ``[arm.fr3]`` table is malformed; the message names the file and the field."""
+
+
+@dataclasses.dataclass(frozen=True)
+class GainSet:
+    """One Cartesian impedance gain set, with its reference limit (the error fed to the spring is
+    clipped per axis to ``clip_*``, so a far target never asks for more than ``stiffness * clip``)."""
+
+    stiffness_pos_n_m: float
+    stiffness_rot_nm_rad: float
+    clip_pos_m: float
+    clip_rot_rad: float
+
+    def __post_init__(self) -> None:
+        check_range(self, "stiffness_pos_n_m", *STIFFNESS_POS_RANGE_N_M)
+        check_range(self, "stiffness_rot_nm_rad", *STIFFNESS_ROT_RANGE_NM_RAD)
+        check_range(self, "clip_pos_m", 0.0, 0.1, low_open=True)
+        check_range(self, "clip_rot_rad", 0.0, 0.5, low_open=True)
+
+
+DEFAULT_GAINS = {
+    "compliant": GainSet(stiffness_pos_n_m=400.0, stiffness_rot_nm_rad=30.0, clip_pos_m=0.02, clip_rot_rad=0.1),
+    "precise": GainSet(stiffness_pos_n_m=2000.0, stiffness_rot_nm_rad=100.0, clip_pos_m=0.01, clip_rot_rad=0.05),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Fr3Config:
+    """Attributes (units in the names; "TCP" is the Franka Hand's tool centre point, base frame):
+        host: the robot's FCI address (from the rig file).
+        reported_ee_frame: what ``O_T_EE`` is on this robot (:data:`REPORTED_EE_FRAMES`); the
+            backend maps it to the TCP both ways.
+        gripper: ``"franka_hand"`` (libfranka's gripper server, port 1338) or ``"none"``.
+        reset_joint_pos_rad: the pose ``reset()`` drives to by default (the spec's home pose).
+        workspace_low_m, workspace_high_m: the TCP target box; every target is clipped into it.
+        max_step_m, max_step_rad: the largest TCP move one command may ask for.
+        max_tcp_speed_m_s: targets move at most this fast (a command's step is also limited to
+            this speed times the time since the previous command).
+        max_measured_tcp_speed_m_s: a measured TCP speed above this stops the arm and reports.
+        max_external_force_n, max_external_torque_nm: an estimated external wrench above these
+            stops the arm (holds the pose) and reports; it is not clipped away silently.
+        gains: the gain sets by name; ``gain_set`` is used at connect, ``set_gains(name)`` switches.
+        nullspace_stiffness_nm_rad: posture stiffness toward the reset pose.
+        watchdog_s: no fresh command for this long: hold the current pose.
+        monitor_hz: rate of the thread that checks faults, the watchdog and the force limit.
+        max_reflex_recoveries: automatic recoveries from reflexes allowed between two resets.
+        connect_timeout_s, reset_timeout_s: deadlines of ``connect()`` and of one reset motion.
+        reset_dynamics_factor: fraction of the robot's velocity/acceleration/jerk limits a reset uses.
+        realtime: ``"enforce"`` (a real-time kernel, as Franka requires) or ``"ignore"`` (franka-sim,
+            development machines).
+        rig: the rig file these settings came from (set by :func:`load_fr3_rig`).
+    """
+
+    host: str = ""
+    reported_ee_frame: str = "tcp"
+    gripper: str = "franka_hand"
+    reset_joint_pos_rad: tuple[float, ...] = READY_JOINT_POS_RAD
+    workspace_low_m: tuple[float, float, float] = (0.25, -0.35, 0.02)
+    workspace_high_m: tuple[float, float, float] = (0.75, 0.35, 0.6)
+    max_step_m: float = 0.05
+    max_step_rad: float = 0.3
+    max_tcp_speed_m_s: float = 0.5
+    max_measured_tcp_speed_m_s: float = 1.0
+    max_external_force_n: float = 30.0
+    max_external_torque_nm: float = 10.0
+    gains: Mapping[str, GainSet] = dataclasses.field(default_factory=lambda: dict(DEFAULT_GAINS))
+    gain_set: str = "compliant"
+    nullspace_stiffness_nm_rad: float = 10.0
+    watchdog_s: float = 0.2
+    monitor_hz: float = 100.0
+    max_reflex_recoveries: int = 3
+    connect_timeout_s: float = 5.0
+    reset_timeout_s: float = 30.0
+    reset_dynamics_factor: float = 0.2
+    realtime: str = "enforce"
+    rig: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.host, str) or not self.host:
+            raise ValueError("Fr3Config.host must name the robot's FCI address (rig file [arm.fr3] host = ...)")
+        _choice(self, "reported_ee_frame", REPORTED_EE_FRAMES)
+        _choice(self, "realtime", ("enforce", "ignore"))
+        if self.gripper not in GRIPPERS:
+            raise NotImplementedError(f"Fr3Config.gripper {self.gripper!r}: the FR3 backend drives {list(GRIPPERS)}; "
+                                      "another gripper (e.g. a Robotiq 2F) needs its own gripper driver")
+        self._check_joint_pos()
+        low, high = (_vector(self, name, 3) for name in ("workspace_low_m", "workspace_high_m"))
+        if any(lo >= hi for lo, hi in zip(low, high)):
+            raise ValueError(f"Fr3Config.workspace_low_m {low} must be below workspace_high_m {high} on every axis")
+        for name, high_value in (("max_step_m", 0.2), ("max_step_rad", 1.0), ("max_tcp_speed_m_s", 2.0),
+                                 ("max_measured_tcp_speed_m_s", 2.0), ("max_external_force_n", 150.0),
+                                 ("max_external_torque_nm", 50.0), ("watchdog_s", 2.0), ("connect_timeout_s", 60.0),
+                                 ("reset_timeout_s", 300.0), ("reset_dynamics_factor", 1.0)):
+            check_range(self, name, 0.0, high_value, low_open=True)
+        check_range(self, "nullspace_stiffness_nm_rad", 0.0, 50.0)
+        check_range(self, "monitor_hz", 10.0, 1000.0)
+        check_range(self, "max_reflex_recoveries", 0, 100)
+        if not self.gains or not all(isinstance(g, GainSet) for g in self.gains.values()):
+            raise ValueError(f"Fr3Config.gains must map names to GainSet, got {self.gains!r}")
+        _choice(self, "gain_set", tuple(self.gains))
+
+    def _check_joint_pos(self) -> None:
+        q = _vector(self, "reset_joint_pos_rad", 7)
+        outside = [i + 1 for i, (v, (lo, hi)) in enumerate(zip(q, fr3.JOINT_LIMITS_RAD)) if not lo <= v <= hi]
+        if outside:
+            raise ValueError(f"Fr3Config.reset_joint_pos_rad {q}: joints {outside} are outside the FR3 joint limits "
+                             f"{fr3.JOINT_LIMITS_RAD.tolist()}")
+
+
+def _choice(owner: object, name: str, allowed: tuple[str, ...]) -> None:
+    value = getattr(owner, name)
+    if value not in allowed:
+        raise ValueError(f"{type(owner).__name__}.{name} must be one of {list(allowed)}, got {value!r}")
+
+
+def _vector(owner: object, name: str, size: int) -> tuple[float, ...]:
+    value = getattr(owner, name)
+    try:
+        vector = tuple(float(v) for v in value)
+    except (TypeError, ValueError):
+        vector = ()
+    if len(vector) != size or not all(math.isfinite(v) for v in vector):
+        raise ValueError(f"{type(owner).__name__}.{name} must be {size} finite numbers, got {value!r}")
+    return vector
+
+
+def load_fr3_rig(path: str | os.PathLike, **overrides: Any) -> Fr3Config:
+    """Read and validate the ``[arm.fr3]`` table of a rig file; ``overrides`` win over the file."""
+    path = pathlib.Path(path)
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except tomllib.TOMLDecodeError as err:
+        raise Fr3RigError(f"{path}: not valid TOML: {err}") from err
+    table = data.get("arm", {}).get("fr3") if isinstance(data.get("arm"), Mapping) else None
+    if not isinstance(table, Mapping):
+        raise Fr3RigError(f"{path}: no [arm.fr3] table")
+    return parse_fr3_table({**table, **overrides}, path)
+
+
+def parse_fr3_table(table: Mapping[str, Any], path: str | os.PathLike = "<rig>") -> Fr3Config:
+    """Validate a parsed ``[arm.fr3]`` table; errors name ``path`` and the field."""
+    fields = {f.name for f in dataclasses.fields(Fr3Config)} - {"rig"}
+    unknown = sorted(set(table) - fields)
+    if unknown:
+        raise Fr3RigError(f"{path}: [arm.fr3]: unknown field(s) {unknown}; allowed: {sorted(fields)}")
+    values = dict(table)
+    if "gains" in values:
+        values["gains"] = {**DEFAULT_GAINS, **{name: _gain_set(name, g, path) for name, g in dict(values["gains"]).items()}}
+    for name in ("reset_joint_pos_rad", "workspace_low_m", "workspace_high_m"):
+        if name in values and isinstance(values[name], list):
+            values[name] = tuple(values[name])
+    try:
+        return Fr3Config(**values, rig=str(path))
+    except (TypeError, ValueError) as err:
+        raise Fr3RigError(f"{path}: [arm.fr3]: {err}") from err
+
+
+def _gain_set(name: str, table: Any, path: str | os.PathLike) -> GainSet:
+    if isinstance(table, GainSet):
+        return table
+    if not isinstance(table, Mapping):
+        raise Fr3RigError(f"{path}: [arm.fr3.gains.{name}] must be a table")
+    try:
+        return GainSet(**table)
+    except (TypeError, ValueError) as err:
+        raise Fr3RigError(f"{path}: [arm.fr3.gains.{name}]: {err}") from err
