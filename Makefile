@@ -14,6 +14,9 @@ export PYOPENGL_PLATFORM ?= $(MUJOCO_GL)
 SYSTEM_PACKAGES := libegl1 libegl-mesa0 libgl1-mesa-dri libgbm1 libosmesa6 libusb-1.0-0 libhidapi-hidraw0 libhidapi-libusb0
 SYSTEM_STAMP := $(VENV)/.system-deps
 INSTALL_STAMP := $(VENV)/.installed
+# franka-sim (the libfranka-protocol server the FR3 backend's tests run against) pins numpy 1.26 and
+# mujoco 3.2, so it gets its own venv (drivers/arm/fr3_sim_venv.py; ~25 s, ~220 MB).
+FRANKA_SIM_STAMP := .venv-franka-sim/.franka-sim-stamp.json
 
 .PHONY: run test bench install system-deps clean
 
@@ -24,7 +27,7 @@ RUN_STEPS ?= 15000
 run: $(INSTALL_STAMP)
 	$(VENV)/bin/robot-rl train --task pick_cube --expert-demos 20 --steps $(RUN_STEPS) --name $(RUN_NAME)
 
-test: $(INSTALL_STAMP)
+test: $(INSTALL_STAMP) $(FRANKA_SIM_STAMP)
 	$(PY) -m pytest -q
 
 bench: $(INSTALL_STAMP)
@@ -55,8 +58,12 @@ $(SYSTEM_STAMP):
 $(INSTALL_STAMP): $(SYSTEM_STAMP) pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q -c constraints.txt torch==2.13.0
-	$(PIP) install -q -c constraints.txt -e ".[test,devices,bench,jax,gym]"
+	$(PIP) install -q -c constraints.txt -e ".[test,devices,bench,jax,gym,quad,arm,car,fast,export]"
 	@touch $@
+
+# Rebuilt when the pins in the builder change; the builder writes the stamp itself.
+$(FRANKA_SIM_STAMP): drivers/arm/fr3_sim_venv.py
+	$(PYTHON) drivers/arm/fr3_sim_venv.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -11,7 +11,9 @@ import sys
 import tyro
 
 from robot_rl.distributed.commands import Actor, Launch, Learner
+from robot_rl.encoders.pretrain import PretrainEncoder
 from robot_rl.envs import EnvConfig, EnvOptions
+from robot_rl.fused.command import TrainFused
 from robot_rl.reward.commands import RecordLabels, TrainReward
 from robot_rl.signals import interrupt_on_sigint, stop_on_sigterm
 from robot_rl.train.config import TrainConfig
@@ -127,7 +129,8 @@ class Train(TrainConfig):
 
 
 COMMANDS = {"envs": Envs, "record": Record, "train": Train, "keys": Keys,
-            "learner": Learner, "actor": Actor, "launch": Launch, "record-labels": RecordLabels, "train-reward": TrainReward}
+            "learner": Learner, "actor": Actor, "launch": Launch, "record-labels": RecordLabels, "train-reward": TrainReward,
+            "pretrain-encoder": PretrainEncoder, "train-fused": TrainFused}
 
 
 def main(argv: list[str] | None = None) -> int:
