@@ -51,6 +51,16 @@ CONSTRAINTS = (
 )
 
 
+def stamp_matches(python: Path, stamp: Path, wanted: dict) -> bool:
+    """Whether a side venv's python exists and its stamp file records exactly ``wanted`` (its pins)."""
+    if not (python.exists() and stamp.exists()):
+        return False
+    try:
+        return json.loads(stamp.read_text()) == wanted
+    except (OSError, ValueError):
+        return False
+
+
 def _log(msg: str) -> None:
     print(f"[bench_venv] {msg}", file=sys.stderr, flush=True)
 
@@ -81,12 +91,8 @@ def ensure_bench_venv(root: Path) -> Path:
     python = venv / "bin" / "python"
     stamp = venv / STAMP_NAME
     wanted = {"gym-hil": GYM_HIL_VERSION, "requirements": list(REQUIREMENTS), "constraints": list(CONSTRAINTS)}
-    if python.exists() and stamp.exists():
-        try:
-            if json.loads(stamp.read_text()) == wanted:
-                return python
-        except (OSError, ValueError):
-            pass
+    if stamp_matches(python, stamp, wanted):
+        return python
 
     _log(f"installing gym-hil=={GYM_HIL_VERSION} into {VENV_NAME} (one time, ~20 s)")
     t0 = time.monotonic()

@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench_venv import _log, _run
+from bench_venv import _log, _run, stamp_matches
 
 LEROBOT_VERSION = "0.4.4"
 VENV_NAME = ".venv-lerobot"
@@ -32,12 +32,8 @@ def ensure_lerobot_venv(root: Path) -> Path:
     python = venv / "bin" / "python"
     stamp = venv / STAMP_NAME
     wanted = {"lerobot": LEROBOT_VERSION, "lock": CONSTRAINTS.read_text()}
-    if python.exists() and stamp.exists():
-        try:
-            if json.loads(stamp.read_text()) == wanted:
-                return python
-        except (OSError, ValueError):
-            pass
+    if stamp_matches(python, stamp, wanted):
+        return python
     _log(f"installing lerobot=={LEROBOT_VERSION} into {VENV_NAME} (one time, 2-7 min, ~1.4 GB)")
     t0 = time.monotonic()
     if not python.exists():
