@@ -14,8 +14,7 @@ import dataclasses
 import json
 import pathlib
 
-from robot_rl.fused.loop import FusedConfig
-from robot_rl.fused.td3 import TD3Config
+from robot_rl.fused.config import FusedConfig, TD3Config
 
 EVAL_SEED = 1_000_000  # evaluation starts are disjoint from anything the JAX sim drew
 

@@ -22,7 +22,6 @@ bootstrap).
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from typing import Any, Callable, NamedTuple
 
@@ -31,51 +30,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from robot_rl.fused.networks import actor_mean
-from robot_rl.fused.td3 import TD3Config, TD3State, Transitions, init_td3, update
-
-
-@dataclasses.dataclass(frozen=True)
-class FusedConfig:
-    """The fused loop's settings (the algorithm's are :class:`~robot_rl.fused.td3.TD3Config`).
-
-    Attributes:
-        num_envs: envs stepped together per iteration.
-        env_steps: transitions to collect in all (iterations x num_envs; rounded up to whole chunks).
-        updates_per_step: TD3 updates per iteration (each ``policy_delay`` critic steps, one actor step).
-        learning_starts: transitions in the buffer before the first update.
-        exploration_noise: std of the Gaussian noise on the actor's action while collecting.
-        replay_capacity: replay ring size in transitions (rounded down to a multiple of num_envs).
-        chunk_steps: iterations per jitted call (the host reports between calls).
-        seed: seeds the networks, the env and the noise.
-    """
-
-    num_envs: int = 64
-    env_steps: int = 256_000
-    updates_per_step: int = 1
-    learning_starts: int = 4_096
-    exploration_noise: float = 0.1
-    replay_capacity: int = 262_144
-    chunk_steps: int = 100
-    seed: int = 0
-    td3: TD3Config = dataclasses.field(default_factory=TD3Config)
-
-    def __post_init__(self) -> None:
-        for name in ("num_envs", "env_steps", "updates_per_step", "chunk_steps"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"FusedConfig.{name} must be >= 1, got {getattr(self, name)}")
-        if self.replay_capacity < max(self.num_envs, self.td3.batch_size):
-            raise ValueError(f"replay_capacity {self.replay_capacity} must hold at least num_envs ({self.num_envs}) "
-                             f"and batch_size ({self.td3.batch_size}) transitions")
-        if not self.exploration_noise >= 0 or self.learning_starts < 0:
-            raise ValueError("exploration_noise and learning_starts must be >= 0")
-
-    @property
-    def chunks(self) -> int:
-        return -(-self.env_steps // (self.num_envs * self.chunk_steps))
-
-    @property
-    def capacity(self) -> int:
-        return self.replay_capacity - self.replay_capacity % self.num_envs
+from robot_rl.fused.config import FusedConfig
+from robot_rl.fused.td3 import TD3State, Transitions, init_td3, update
 
 
 class FusedEnv(NamedTuple):

@@ -17,13 +17,12 @@ curriculum from imitation to reward). ``bc_weight = 0`` is plain TD3.
 
 from __future__ import annotations
 
-import dataclasses
-import math
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
+from robot_rl.fused.config import TD3Config
 from robot_rl.fused.networks import (
     Adam,
     actor_mean,
@@ -34,57 +33,6 @@ from robot_rl.fused.networks import (
     init_mlp,
     polyak,
 )
-
-
-@dataclasses.dataclass(frozen=True)
-class TD3Config:
-    """Hyperparameters of the fused TD3.
-
-    Attributes:
-        actor_hidden_dims: the actor's hidden widths (also the torch actor's ``--sac.hidden-dims``).
-        critic_hidden_dims: each critic's hidden widths.
-        discount: gamma.
-        tau: Polyak rate of the target networks, per actor step.
-        actor_lr, critic_lr: Adam learning rates.
-        batch_size: transitions per critic step.
-        policy_delay: critic steps per actor step.
-        target_noise, target_noise_clip: target policy smoothing (std and clip of the noise on a').
-        initial_log_std: the log-std the converted actor's stochastic head gives (TD3 never trains it).
-        alpha: weight of the normalized Q term when ``bc_weight > 0`` (TD3+BC's 2.5).
-        bc_weight, bc_final_weight, bc_decay_updates: the expert term's weight, from first to last actor step.
-    """
-
-    actor_hidden_dims: tuple[int, ...] = (64, 64)
-    critic_hidden_dims: tuple[int, ...] = (64, 64)
-    discount: float = 0.99
-    tau: float = 0.005
-    actor_lr: float = 1e-3
-    critic_lr: float = 1e-3
-    batch_size: int = 128
-    policy_delay: int = 2
-    target_noise: float = 0.1
-    target_noise_clip: float = 0.3
-    initial_log_std: float = math.log(0.1)
-    alpha: float = 2.5
-    bc_weight: float = 0.0
-    bc_final_weight: float = 0.0
-    bc_decay_updates: int = 1
-
-    def __post_init__(self) -> None:
-        for name in ("actor_hidden_dims", "critic_hidden_dims"):
-            dims = tuple(int(d) for d in getattr(self, name))
-            if not dims or min(dims) < 1:
-                raise ValueError(f"TD3Config.{name} must be one or more widths >= 1, got {getattr(self, name)!r}")
-            object.__setattr__(self, name, dims)
-        checks = [(0.0 <= self.discount < 1.0, "discount must be in [0, 1)"), (0.0 < self.tau <= 1.0, "tau must be in (0, 1]"),
-                  (min(self.actor_lr, self.critic_lr) > 0, "learning rates must be > 0"),
-                  (self.batch_size >= 1 and self.policy_delay >= 1, "batch_size and policy_delay must be >= 1"),
-                  (self.target_noise >= 0 and self.target_noise_clip >= 0, "target noise and its clip must be >= 0"),
-                  (min(self.alpha, self.bc_weight, self.bc_final_weight) >= 0, "alpha and the bc weights must be >= 0"),
-                  (self.bc_decay_updates >= 1, "bc_decay_updates must be >= 1")]
-        for ok, message in checks:
-            if not ok:
-                raise ValueError(f"TD3Config: {message}")
 
 
 class TD3State(NamedTuple):

@@ -132,8 +132,18 @@ def test_split_overrides_routes_by_field_name():
 def test_finding_the_plugins_imports_no_simulator_driver_or_learner():
     """Registration modules (tasks/*/__init__.py, sim/*/__init__.py, drivers/*/__init__.py) stay
     light: `import robot_rl` discovers every family without importing what makes or drives one."""
-    heavy = ("torch", "mujoco", "jax", "cflib", "serial", "pygame", "hid", "cv2", "zmq")
+    heavy = ("torch", "mujoco", "jax", "numba", "cflib", "serial", "franky", "onnx", "pygame", "hid", "cv2", "zmq")
     code = f"import sys, robot_rl; print([m for m in {heavy!r} if m in sys.modules])"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_the_cli_starts_without_jax_numba_or_a_driver_library():
+    """Every actor, learner and train process starts through robot_rl.cli: commands whose work
+    needs JAX (train-fused) or a compiled kernel import it when they run, not when the CLI loads."""
+    heavy = ("jax", "numba", "cflib", "serial", "franky", "onnx")
+    code = f"import sys, robot_rl.cli; print([m for m in {heavy!r} if m in sys.modules])"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
