@@ -28,6 +28,15 @@ def env():
     env.close()
 
 
+@pytest.fixture
+def long_env():
+    """Steps run until a reader thread notices an unplug, so the episode must outlast that wait at full
+    sim speed (the compiled arm sim does ~200 steps/s): no time limit ends it meanwhile."""
+    env = robot_rl.make("pick_cube", obs="state", max_episode_steps=100_000)
+    yield env
+    env.close()
+
+
 def expert_now(env):
     return env.unwrapped.task.expert(env.unwrapped.state)
 
@@ -174,7 +183,8 @@ def test_needs_a_box_action_space():
 
 
 # ---------------------------------------------------------------------- wrapper + SpaceMouse over fake hidapi
-def test_spacemouse_push_forward_moves_the_tcp_forward_then_unplug_hands_back(env, caplog):
+def test_spacemouse_push_forward_moves_the_tcp_forward_then_unplug_hands_back(long_env, caplog):
+    env = long_env
     hid_device = FakeHidDevice()
     with SpaceMouse(hid_api=FakeHidApi([hid_device])) as mouse:
         wrapped = InterveneWithTeleop(env, mouse)

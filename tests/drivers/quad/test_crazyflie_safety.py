@@ -113,7 +113,8 @@ def test_garbled_toc_fails_the_connection_with_a_clear_error_in_time(peer):
     started_s = time.monotonic()
     with pytest.raises(ConnectionError, match="TOC download stalled"):
         drone.connect()
-    assert time.monotonic() - started_s < 2.0 and not drone.connected
+    # the timeout plus cflib's own teardown (its threads join in up to ~1 s under load)
+    assert time.monotonic() - started_s < 3.0 and not drone.connected
 
 
 def test_a_firmware_that_does_not_take_the_flight_mode_is_refused(peer):
