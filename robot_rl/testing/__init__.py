@@ -1,4 +1,6 @@
-"""Reusable checks for anything that plugs into robot_rl (see :mod:`robot_rl.testing.conformance`)."""
+"""Reusable checks for anything that plugs into robot_rl: :mod:`robot_rl.testing.conformance` for envs
+and tasks, :mod:`robot_rl.testing.arm_backend` and :mod:`robot_rl.testing.quad_backend` for robot
+backends (a new backend runs the same checks as the simulated one)."""
 
 from robot_rl.testing.conformance import check_conformance
 

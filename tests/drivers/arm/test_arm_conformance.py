@@ -1,9 +1,9 @@
-"""The arm backend checks (arm_conformance.py) on the MuJoCo arm and on the FR3 over franka-sim:
+"""The arm backend checks (robot_rl.testing.arm_backend) on the MuJoCo arm and on the FR3 over franka-sim:
 the same observable contract, simulated and through libfranka's real protocol."""
 
 from __future__ import annotations
 
-from arm_conformance import check_arm_backend
+from robot_rl.testing.arm_backend import check_arm_backend
 
 from sim.arm.backend import MujocoArm, MujocoArmConfig
 

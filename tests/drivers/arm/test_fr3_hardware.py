@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from arm_conformance import check_arm_backend
+from robot_rl.testing.arm_backend import check_arm_backend
 
 from drivers.arm.fr3 import Fr3Arm
 from drivers.arm.fr3_config import load_fr3_rig

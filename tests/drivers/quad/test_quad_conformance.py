@@ -1,9 +1,9 @@
-"""The quadrotor backend checks (quad_conformance.py) on the MuJoCo quadrotor and on the Crazyflie through
+"""The quadrotor backend checks (robot_rl.testing.quad_backend) on the MuJoCo quadrotor and on the Crazyflie through
 cflib over the CRTP peer: the same observable contract, simulated and through the real packet layout."""
 
 import numpy as np
 from crazyflie_flight import FAST
-from quad_conformance import check_quad_backend
+from robot_rl.testing.quad_backend import check_quad_backend
 
 from drivers.quad.crazyflie import CrazyflieBackend
 from drivers.quad.crazyflie_config import CrazyflieConfig

@@ -14,7 +14,12 @@ from __future__ import annotations
 import numpy as np
 
 from robot_rl.backends.arm import ArmBackend, ArmSpec, ArmState, ArmTarget
-from robot_rl.geometry import quat_conj, quat_from_axis_angle, quat_mul, quat_to_axis_angle
+from robot_rl.geometry import (
+    quat_conj,
+    quat_from_axis_angle,
+    quat_mul,
+    quat_to_axis_angle,
+)
 
 PERIOD_S = 0.1
 
