@@ -24,6 +24,14 @@ Crazyflie 2.0 Nano Quadrocopter", BSc thesis, ETH Zurich, 2015), for everything 
 * linear drag 0.01 N s/m: the order of its rotor-drag matrix (~9.2e-7 kg/rad) times the sum of the four
   rotor speeds at hover (~9e3 rad/s), taken isotropic and constant.
 
+Checked against independent public uses of the same identification (2026-12-06; the thesis itself
+is not reachable from here): the Crazyflie firmware's Lee controller states the same principal
+inertia and cites the thesis; its ``physical_constants.c`` has the same thrust fit normalized to a PWM
+fraction (``0.091492681 u^2 + 0.067673604 u``: 2.130295e-11 * 65535^2 and 1.032633e-6 * 65535) and the
+same 0.005964552 thrust-to-torque ratio and 0.046 m arm; controller code from several labs uses
+the same three PWM coefficients. The mass is the bare vehicle's: others use 0.028 kg (Hamer's
+"Crazyflie Modelling" note) or 0.029-0.034 kg with decks and markers; the JAX env randomizes it.
+
 Förster gives no motor time constant; 0.15 s is the Crazyflie rotor time constant of Eschmann et al.,
 "Learning to Fly in Seconds" (RA-L 2024), which also uses Förster's yaw coefficient (it is a time
 constant of the rotor speed there; linearised, thrust lags with the same constant). The JAX env can
