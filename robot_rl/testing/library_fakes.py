@@ -28,40 +28,33 @@ class Parameter:
     required: bool
 
 
-def _split_top_level(text: str) -> list[str]:
-    """Split ``text`` at commas outside brackets and quotes."""
-    parts, depth, quote, start = [], 0, "", 0
-    for i, char in enumerate(text):
-        if quote:
-            quote = "" if char == quote else quote
-        elif char in "'\"":
-            quote = char
-        elif char in "([{":
-            depth += 1
-        elif char in ")]}":
-            depth -= 1
-        elif char == "," and depth == 0:
-            parts.append(text[start:i])
-            start = i + 1
-    if text[start:].strip():
-        parts.append(text[start:])
-    return parts
-
-
-def _close_paren(text: str, open_at: int) -> int:
+def _scan(text: str, start: int = 0):
+    """``(index, char, depth)`` for each character of ``text`` from ``start`` outside quotes; ``depth``
+    counts the brackets open before it (a closing bracket has the depth it closes to)."""
     depth, quote = 0, ""
-    for i in range(open_at, len(text)):
+    for i in range(start, len(text)):
         char = text[i]
         if quote:
             quote = "" if char == quote else quote
-        elif char in "'\"":
+            continue
+        if char in "'\"":
             quote = char
-        elif char in "([{":
-            depth += 1
-        elif char in ")]}":
-            depth -= 1
-            if depth == 0:
-                return i
+            continue
+        depth += (char in "([{") - (char in ")]}")
+        yield i, char, depth
+
+
+def _split_top_level(text: str) -> list[str]:
+    """Split ``text`` at commas outside brackets and quotes."""
+    cuts = [i for i, char, depth in _scan(text) if char == "," and depth == 0]
+    bounds = zip([-1, *cuts], [*cuts, len(text)])
+    return [text[a + 1:b] for a, b in bounds if text[a + 1:b].strip()]
+
+
+def _close_paren(text: str, open_at: int) -> int:
+    for i, char, depth in _scan(text, open_at):
+        if depth == 0 and char in ")]}":
+            return i
     raise ValueError(f"unbalanced signature: {text[open_at:open_at + 80]!r}")
 
 
