@@ -2,7 +2,8 @@
 
 :func:`check_same_step_layout` compares one step's infos with what ``SyncVectorEnv`` in
 ``SAME_STEP`` mode gives over :class:`~robot_rl.env.RobotEnv` sub-envs of the same task;
-:func:`check_seeded_determinism` steps two envs with the same seed and actions.
+:func:`check_seeded_determinism` steps two envs with the same seed and actions;
+:func:`check_step_arrays` checks one step's arrays (shapes, dtypes, no aliasing).
 """
 
 from __future__ import annotations
@@ -55,3 +56,26 @@ def check_seeded_determinism(envs: Any, make_other: Callable[[], Any], seed: int
         np.testing.assert_array_equal(a, b)
         np.testing.assert_array_equal(a, c)
     assert not np.array_equal(first[0], rollout(envs, seed + 1, steps=0)[0]), "another seed gave the same starts"
+
+
+def check_step_arrays(envs: Any, seed: int = 0) -> tuple[np.ndarray, dict]:
+    """Reset with ``seed`` and take one random step: observations ``float32 (n, *obs)`` inside the
+    observation space, rewards ``float64 (n,)``, boolean ``(n,)`` flags, ``executed_action``
+    ``float32 (n, *action)``, and arrays that are plain writable numpy, not views a later step
+    overwrites. Returns the step's observations and info for family-specific checks."""
+    n, obs_shape, action_shape = envs.num_envs, envs.single_observation_space.shape, envs.single_action_space.shape
+    obs, info = envs.reset(seed=seed)
+    assert obs.shape == (n, *obs_shape) and obs.dtype == np.float32 and obs in envs.observation_space
+    assert not info["success"].any() and info["_success"].all()
+    envs.action_space.seed(seed)
+    obs, reward, terminated, truncated, info = envs.step(envs.action_space.sample())
+    assert obs.shape == (n, *obs_shape) and obs.dtype == np.float32
+    assert reward.shape == (n,) and reward.dtype == np.float64
+    assert terminated.dtype == truncated.dtype == bool and terminated.shape == truncated.shape == (n,)
+    assert info["success"].shape == (n,) and info["success"].dtype == bool
+    assert info["executed_action"].shape == (n, *action_shape) and info["executed_action"].dtype == np.float32
+    held, snapshot = obs, obs.copy()
+    envs.step(envs.action_space.sample())
+    np.testing.assert_array_equal(held, snapshot, err_msg="a later step changed an earlier step's observations")
+    assert held.flags.writeable and info["success"].flags.writeable, "read-only arrays (JAX views?)"
+    return obs, info
