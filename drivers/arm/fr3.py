@@ -7,11 +7,12 @@ limiting of :mod:`drivers.arm.impedance`, SERL-style), so a far or blocked targe
 more than ``stiffness * clip``. Python, at policy rate, only sets targets, each one first limited by
 :func:`~drivers.arm.fr3_safety.limit_target` (workspace box, per-command step, TCP speed).
 
-A monitor thread (``monitor_hz``) watches what the real-time loop cannot: a reflex that aborted the
-motion (recovered automatically, at most ``max_reflex_recoveries`` times between resets, each one
-logged and kept in :attr:`Fr3Arm.reflexes`), a lost connection (libfranka's ~1 s network timeout:
-:class:`~drivers.arm.fr3_safety.Fr3ConnectionLost`), the command watchdog (no fresh command for
-``watchdog_s``: hold the pose) and the external-force and speed limits (hold the pose, then the
+A monitor thread (``monitor_hz``, :mod:`drivers.arm.fr3_faults`), from ``connect()`` to ``close()``,
+watches what the real-time loop cannot: a reflex that aborted the motion (recovered automatically,
+at most ``max_reflex_recoveries`` times between resets, each one logged and kept in
+:attr:`Fr3Arm.reflexes`), a lost connection (libfranka's ~1 s network timeout, also before the first
+command: :class:`~drivers.arm.fr3_safety.Fr3ConnectionLost`), the command watchdog (no fresh command
+for ``watchdog_s``: hold the pose) and the external-force and speed limits (hold the pose, then the
 next call raises :class:`~drivers.arm.fr3_safety.Fr3SafetyStop`).
 
 franky is imported in ``connect()`` only (``pip install -e ".[arm]"``); it cannot share a process
@@ -24,22 +25,21 @@ import atexit
 import dataclasses
 import logging
 import threading
+import time
 import traceback
 import weakref
-import time
 from typing import Any, Callable
 
 import numpy as np
 
 from drivers.arm import fr3_constants as fr3
 from drivers.arm.fr3_config import Fr3Config, load_fr3_rig
+from drivers.arm.fr3_faults import FaultLatch, Fr3Monitor
 from drivers.arm.fr3_motions import (
     ResetStalled, affine, call_with_deadline, drive_joints, import_franky, is_network_error, pose_wxyz, start_cartesian_tracking,
 )
-from drivers.arm.fr3_safety import (
-    Fr3ConnectionLost, Fr3Error, Fr3ReflexError, Fr3SafetyStop, Reflex, TcpFrame, checked_joint_pos, limit_target, reflex_names,
-    speed_violation, wrench_violation,
-)
+from drivers.arm.fr3_safety import Fr3ConnectionLost, Fr3Error, Fr3SafetyStop, Reflex, TcpFrame
+from drivers.arm.safety import checked_joint_pos, limit_target, speed_violation, wrench_violation
 from robot_rl.backends.arm import ArmSpec, ArmState, ArmTarget
 from robot_rl.backends.base import ConnectOnEnter
 from robot_rl.backends.watchdog import CommandWatchdog
@@ -81,12 +81,10 @@ class Fr3Arm(ConnectOnEnter):
         # franky's module, Robot, Gripper, running motion and pending gripper move (None until connected)
         self._franky = self._robot = self._gripper = self._motion = self._gripper_future = None
         self._gripper_sent_m: float | None = None
-        self._monitor: threading.Thread | None = None
-        self._stop_monitor = threading.Event()
-        self._fault: Fr3Error | None = None
-        self.fault_event = threading.Event()  #: set when a fault is recorded (a test or a supervisor waits on it)
-        self.reflexes: list[Reflex] = []
-        self._recoveries, self._holding = 0, True
+        self._faults = FaultLatch(config.max_reflex_recoveries, clock)
+        self.fault_event = self._faults.event  #: set when a fault is recorded (a test or a supervisor waits on it)
+        self._monitor = Fr3Monitor(self._monitor_once, self._lock, self._faults, config.monitor_hz)
+        self._holding = True
         self._last_command_s: float | None = None
         self._rate: Rate | None = None
         self._posture_rad = self._spec.home_joint_pos_rad  # the nullspace pulls toward the last reset pose
@@ -104,7 +102,12 @@ class Fr3Arm(ConnectOnEnter):
     @property
     def fault(self) -> Fr3Error | None:
         """The fault that stops this backend now (None when it runs)."""
-        return self._fault
+        return self._faults.fault
+
+    @property
+    def reflexes(self) -> list[Reflex]:
+        """Every reflex that aborted a motion since ``connect()``, oldest first."""
+        return self._faults.reflexes
 
     @property
     def holding(self) -> bool:
@@ -129,21 +132,16 @@ class Fr3Arm(ConnectOnEnter):
         except BaseException:
             self._release()
             raise
-        self._clear_fault()
+        self._faults.clear()
         _OPEN.add(self)
-        self._stop_monitor.clear()
-        self._monitor = threading.Thread(target=self._monitor_loop, name="fr3 monitor", daemon=True)
-        self._monitor.start()
+        self._monitor.start()  # from now on: a fault before the first command is seen too
 
     def close(self) -> None:
         """Stop the monitor and the motion, and drop the connection (always safe to call)."""
-        self._stop_monitor.set()
-        if self._monitor is not None:
-            self._monitor.join(timeout=5.0)
-            self._monitor = None
+        self._monitor.stop()
         with self._lock:
             try:
-                if self._robot is not None and self._fault_is_recoverable():
+                if self._robot is not None and self._faults.recoverable:
                     self._end_motion()
             finally:
                 self._release()
@@ -190,7 +188,7 @@ class Fr3Arm(ConnectOnEnter):
                 raise
             lost = Fr3ConnectionLost(f"the FR3 at {self.config.host} stopped answering ({err}); the robot stops "
                                      "on its own; reconnect after checking it")
-            self._set_fault(lost)
+            self._faults.set(lost)
             raise lost from err
 
     # ------------------------------------------------------------------ commands
@@ -231,7 +229,7 @@ class Fr3Arm(ConnectOnEnter):
         """Hold the current TCP pose now; the next ``command()`` moves again. After a lost
         connection there is nothing to send: the robot has stopped itself."""
         with self._lock:
-            if self._robot is None or isinstance(self._fault, (Fr3ConnectionLost, Fr3ReflexError)) or self._motion is None:
+            if self._robot is None or not self._faults.recoverable or self._motion is None:
                 self._holding = True
                 return
             state = self._read_arm()
@@ -262,14 +260,14 @@ class Fr3Arm(ConnectOnEnter):
         safety stops and the reflex count, resume impedance control; then go to ``target`` if given."""
         q = checked_joint_pos(self._spec.home_joint_pos_rad if joint_pos_rad is None else joint_pos_rad, self._spec)
         self._require()
-        if isinstance(self._fault, (Fr3ConnectionLost, Fr3ReflexError)):
-            raise self._fault
+        if not self._faults.recoverable:
+            raise self._faults.fault
         with self._lock:
             self._end_motion()
             self._run_joint_motion(q)
             self._posture_rad = q
-            self._clear_fault()
-            self._recoveries = 0
+            self._faults.clear()
+            self._faults.recoveries = 0
             self._start_tracking()
             self._holding, self._last_command_s = True, None
         if target is not None:
@@ -295,7 +293,8 @@ class Fr3Arm(ConnectOnEnter):
     def _start_tracking(self) -> None:
         gains = self.config.gains[self.gain_set]
         self._motion = self._native(lambda: start_cartesian_tracking(
-            self._franky, self._robot, gains, self._posture_rad, self.config.nullspace_stiffness_nm_rad))
+            self._franky, self._robot, gains, self._posture_rad, self.config.nullspace_stiffness_nm_rad,
+            self.config.max_torque_rate_nm_s))
 
     def _end_motion(self) -> None:
         """Preempt the running motion and wait for it to end (its 'preempted' exception is expected)."""
@@ -330,36 +329,24 @@ class Fr3Arm(ConnectOnEnter):
             raise Fr3Error(f"automatic error recovery failed ({why}); check the robot (Desk) before reconnecting")
 
     # ------------------------------------------------------------------ faults and the monitor
-    def _monitor_loop(self) -> None:
-        rate = Rate(self.config.monitor_hz)
-        while not self._stop_monitor.is_set() and self._fault_is_recoverable():
-            try:
-                with self._lock:
-                    self._monitor_once()
-            except Fr3Error as err:
-                self._set_fault(err)
-            except Exception as err:  # never die silently: the next call raises it
-                log.exception("FR3 monitor failed")
-                self._set_fault(Fr3ConnectionLost(f"the FR3 monitor failed ({type(err).__name__}: {err}); reconnect"))
-            rate.sleep()
-
-    def _fault_is_recoverable(self) -> bool:
-        return not isinstance(self._fault, (Fr3ConnectionLost, Fr3ReflexError))
-
     def _monitor_once(self) -> None:
-        if self._robot is None or self._motion is None:
+        """One check of the monitor thread (lock held): a reflex that ended the motion, the watchdog,
+        the safety limits. Before the first command (no motion) it reads the state, so a lost link
+        is reported then too."""
+        if self._robot is None:
             return
-        try:
-            self._native(self._robot.poll_motion)
-        except self._franky.ControlException as err:
-            self._on_reflex(err)
-            return
-        if not self._robot.is_in_control:  # just ended: the next poll says why (a state read now would block ~1 s)
-            return
-        if self._watchdog.expired() and not self._holding:
-            log.info("FR3: no fresh command for %.0f ms: holding the pose", self._watchdog.age_s() * 1e3)
-            self.stop()
-        if self._fault is None:
+        if self._motion is not None:
+            try:
+                self._native(self._robot.poll_motion)
+            except self._franky.ControlException as err:
+                self._on_reflex(err)
+                return
+            if not self._robot.is_in_control:  # just ended: the next poll says why (a state read now would block ~1 s)
+                return
+            if self._watchdog.expired() and not self._holding:
+                log.info("FR3: no fresh command for %.0f ms: holding the pose", self._watchdog.age_s() * 1e3)
+                self.stop()
+        if self._faults.fault is None:
             self._check_safety(self._read_arm())
 
     def _check_safety(self, state: ArmState) -> None:
@@ -369,40 +356,21 @@ class Fr3Arm(ConnectOnEnter):
         if problem:
             self.stop()
             stop = Fr3SafetyStop(f"FR3 safety stop: {problem}; holding the pose; reset() to go on")
-            self._set_fault(stop)
+            self._faults.set(stop)
             raise stop
 
     def _on_reflex(self, err: Exception, resume: bool = True) -> None:
         """A reflex aborted the motion: record it, recover (bounded) and (``resume``) hold the pose again."""
-        names = ("reset_stalled",) if isinstance(err, ResetStalled) else reflex_names(str(err)) or ("unknown",)
-        recover = self._recoveries < self.config.max_reflex_recoveries
-        self.reflexes.append(Reflex(names, str(err).splitlines()[0], self._clock(), recover))
         self._motion = None
-        if not recover:
-            raise Fr3ReflexError(f"FR3 reflex {list(names)} after {self._recoveries} automatic recoveries "
-                                 f"(max_reflex_recoveries={self.config.max_reflex_recoveries}); reflexes: "
-                                 f"{[list(r.errors) for r in self.reflexes]}")
-        log.warning("FR3 reflex %s aborted the motion; recovering (%d of %d)", list(names), self._recoveries + 1,
-                    self.config.max_reflex_recoveries)
-        self._recoveries += 1
+        names = self._faults.record_reflex(err)  # raises Fr3ReflexError when the recoveries are spent
         self._recover(f"reflex {list(names)}")
         if resume:
             self._start_tracking()
             self._holding = True
 
-    def _set_fault(self, fault: Fr3Error) -> None:
-        if self._fault_is_recoverable() or not isinstance(fault, Fr3SafetyStop):  # a stop never hides a lost link
-            self._fault = fault
-        self.fault_event.set()
-
-    def _clear_fault(self) -> None:
-        self._fault = None
-        self.fault_event.clear()
-
     def _raise_fault(self) -> None:
         self._require()
-        if self._fault is not None:
-            raise self._fault
+        self._faults.raise_if_set()
 
     def _require(self) -> None:
         if self._robot is None:

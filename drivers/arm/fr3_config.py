@@ -28,17 +28,15 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import pathlib
 from typing import Any, Mapping
-
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib  # type: ignore[no-redef]
 
 from drivers.arm import fr3_constants as fr3
 from drivers.arm.impedance import STIFFNESS_POS_RANGE_N_M, STIFFNESS_ROT_RANGE_NM_RAD
+from drivers.rig_table import build_rig_config, check_choice, float_vector, read_rig_table
 from robot_rl.backends.checks import check_range
+
+_choice, _vector = check_choice, float_vector  # their names before drivers.rig_table held them
+SECTION = "arm.fr3"
 
 #: What the robot reports as ``O_T_EE``: the hand's TCP (Desk has the Franka Hand configured),
 #: the bare flange (no end effector configured), or link 7 (franka-sim: 0.107 m short of the flange).
@@ -96,6 +94,10 @@ class Fr3Config:
         max_reflex_recoveries: automatic recoveries from reflexes allowed between two resets.
         connect_timeout_s, reset_timeout_s: deadlines of ``connect()`` and of one reset motion.
         reset_dynamics_factor: fraction of the robot's velocity/acceleration/jerk limits a reset uses.
+        max_torque_rate_nm_s: franky ramps the Cartesian impedance torques at most this fast (its
+            ``max_delta_tau`` per 1 ms cycle; resets always use 1000). The robot aborts a motion
+            whose torque changes faster than 1000 Nm/s (``controller_torque_discontinuity``): a rig
+            sets it lower for smoother torques, higher only to provoke that reflex on purpose.
         realtime: ``"enforce"`` (a real-time kernel, as Franka requires) or ``"ignore"`` (franka-sim,
             development machines).
         rig: the rig file these settings came from (set by :func:`load_fr3_rig`).
@@ -122,6 +124,7 @@ class Fr3Config:
     connect_timeout_s: float = 5.0
     reset_timeout_s: float = 30.0
     reset_dynamics_factor: float = 0.2
+    max_torque_rate_nm_s: float = 1000.0
     realtime: str = "enforce"
     rig: str | None = None
 
@@ -140,7 +143,8 @@ class Fr3Config:
         for name, high_value in (("max_step_m", 0.2), ("max_step_rad", 1.0), ("max_tcp_speed_m_s", 2.0),
                                  ("max_measured_tcp_speed_m_s", 2.0), ("max_external_force_n", 150.0),
                                  ("max_external_torque_nm", 50.0), ("watchdog_s", 2.0), ("connect_timeout_s", 60.0),
-                                 ("reset_timeout_s", 300.0), ("reset_dynamics_factor", 1.0)):
+                                 ("reset_timeout_s", 300.0), ("reset_dynamics_factor", 1.0),
+                                 ("max_torque_rate_nm_s", 20000.0)):
             check_range(self, name, 0.0, high_value, low_open=True)
         check_range(self, "nullspace_stiffness_nm_rad", 0.0, 50.0)
         check_range(self, "monitor_hz", 10.0, 1000.0)
@@ -157,53 +161,17 @@ class Fr3Config:
                              f"{fr3.JOINT_LIMITS_RAD.tolist()}")
 
 
-def _choice(owner: object, name: str, allowed: tuple[str, ...]) -> None:
-    value = getattr(owner, name)
-    if value not in allowed:
-        raise ValueError(f"{type(owner).__name__}.{name} must be one of {list(allowed)}, got {value!r}")
-
-
-def _vector(owner: object, name: str, size: int) -> tuple[float, ...]:
-    value = getattr(owner, name)
-    try:
-        vector = tuple(float(v) for v in value)
-    except (TypeError, ValueError):
-        vector = ()
-    if len(vector) != size or not all(math.isfinite(v) for v in vector):
-        raise ValueError(f"{type(owner).__name__}.{name} must be {size} finite numbers, got {value!r}")
-    return vector
-
-
 def load_fr3_rig(path: str | os.PathLike, **overrides: Any) -> Fr3Config:
     """Read and validate the ``[arm.fr3]`` table of a rig file; ``overrides`` win over the file."""
-    path = pathlib.Path(path)
-    try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
-    except tomllib.TOMLDecodeError as err:
-        raise Fr3RigError(f"{path}: not valid TOML: {err}") from err
-    table = data.get("arm", {}).get("fr3") if isinstance(data.get("arm"), Mapping) else None
-    if not isinstance(table, Mapping):
-        raise Fr3RigError(f"{path}: no [arm.fr3] table")
-    return parse_fr3_table({**table, **overrides}, path)
+    return parse_fr3_table({**read_rig_table(path, SECTION, Fr3RigError), **overrides}, path)
 
 
 def parse_fr3_table(table: Mapping[str, Any], path: str | os.PathLike = "<rig>") -> Fr3Config:
     """Validate a parsed ``[arm.fr3]`` table; errors name ``path`` and the field."""
-    fields = {f.name for f in dataclasses.fields(Fr3Config)} - {"rig"}
-    unknown = sorted(set(table) - fields)
-    if unknown:
-        raise Fr3RigError(f"{path}: [arm.fr3]: unknown field(s) {unknown}; allowed: {sorted(fields)}")
     values = dict(table)
     if "gains" in values:
         values["gains"] = {**DEFAULT_GAINS, **{name: _gain_set(name, g, path) for name, g in dict(values["gains"]).items()}}
-    for name in ("reset_joint_pos_rad", "workspace_low_m", "workspace_high_m"):
-        if name in values and isinstance(values[name], list):
-            values[name] = tuple(values[name])
-    try:
-        return Fr3Config(**values, rig=str(path))
-    except (TypeError, ValueError) as err:
-        raise Fr3RigError(f"{path}: [arm.fr3]: {err}") from err
+    return build_rig_config(Fr3Config, values, path, SECTION, Fr3RigError)
 
 
 def _gain_set(name: str, table: Any, path: str | os.PathLike) -> GainSet:

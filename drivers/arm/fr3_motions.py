@@ -29,6 +29,8 @@ RESET_TOLERANCE_RAD = 0.02
 RESET_SETTLED_RAD_S = 0.02
 RESET_MAX_LAG_RAD = 0.1
 RESET_STALL_S = 1.0
+#: libfranka's control period [s]: franky's torque limiter works per cycle.
+CONTROL_PERIOD_S = 0.001
 
 
 class ResetStalled(RuntimeError):
@@ -83,12 +85,14 @@ def pose_wxyz(pose: Any) -> tuple[np.ndarray, np.ndarray]:
 
 
 def start_cartesian_tracking(franky: Any, robot: Any, gains: GainSet, posture_rad: np.ndarray,
-                             nullspace_stiffness_nm_rad: float) -> Any:
-    """Start Cartesian impedance tracking holding the current end-effector pose; return the motion."""
+                             nullspace_stiffness_nm_rad: float, max_torque_rate_nm_s: float) -> Any:
+    """Start Cartesian impedance tracking holding the current end-effector pose; return the motion.
+    Its torques change at most ``max_torque_rate_nm_s`` (franky's ``max_delta_tau`` per cycle)."""
     motion = franky.CartesianImpedanceTrackingMotion(
         translational_stiffness=gains.stiffness_pos_n_m, rotational_stiffness=gains.stiffness_rot_nm_rad,
         posture_task=franky.PostureTask(np.asarray(posture_rad, dtype=np.float64), float(nullspace_stiffness_nm_rad)),
-        translational_error_clip=np.full(3, gains.clip_pos_m), rotational_error_clip=np.full(3, gains.clip_rot_rad))
+        translational_error_clip=np.full(3, gains.clip_pos_m), rotational_error_clip=np.full(3, gains.clip_rot_rad),
+        max_delta_tau=max_torque_rate_nm_s * CONTROL_PERIOD_S)
     motion.set_reference(franky.CartesianReference(robot.state.O_T_EE))
     robot.move(motion, asynchronous=True)
     return motion

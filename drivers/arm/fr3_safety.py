@@ -1,9 +1,8 @@
-"""The FR3 backend's safety checks and frames, as plain functions (no robot, no client library).
+"""The FR3 backend's errors, reflex names and frames, as plain functions (no robot, no client library).
 
-* :func:`limit_target`: every target goes through the arm contract's :func:`clip_target` (workspace
-  box, per-command step, gripper range) with the step also bounded by a TCP speed limit;
-* :func:`wrench_violation` / :func:`speed_violation`: an external wrench or a measured TCP speed
-  over its limit is reported (the backend holds the pose and raises :class:`Fr3SafetyStop`);
+* :func:`limit_target`, :func:`checked_joint_pos`, :func:`wrench_violation`, :func:`speed_violation`:
+  the family-generic checks, now in :mod:`drivers.arm.safety` (imported here under their old names);
+  the backend holds the pose and raises :class:`Fr3SafetyStop` on a violation;
 * :func:`reflex_names`: which reflex libfranka says aborted a motion;
 * :class:`TcpFrame`: the reported ``O_T_EE`` frame <-> the TCP (franka-sim reports link 7,
   0.107 m short of the flange; a robot with the hand configured reports the TCP itself).
@@ -17,8 +16,14 @@ import re
 import numpy as np
 
 from drivers.arm import fr3_constants as fr3
-from robot_rl.backends.arm import ArmSpec, ArmState, ArmTarget, clip_target
+from drivers.arm.safety import checked_joint_pos, limit_target, speed_violation, wrench_violation
 from robot_rl.geometry import quat_conj, quat_from_axis_angle, quat_mul, quat_normalize, quat_to_mat
+
+
+__all__ = [
+    "Fr3ConnectionLost", "Fr3Error", "Fr3ReflexError", "Fr3SafetyStop", "Reflex", "TcpFrame", "checked_joint_pos",
+    "limit_target", "reflex_names", "speed_violation", "wrench_violation",
+]
 
 
 class Fr3Error(RuntimeError):
@@ -46,44 +51,6 @@ class Reflex:
     message: str
     time_s: float
     recovered: bool
-
-
-def limit_target(target: ArmTarget, spec: ArmSpec, state: ArmState, max_speed_m_s: float, elapsed_s: float) -> ArmTarget:
-    """:func:`clip_target` with the per-command step also bounded by ``max_speed_m_s * elapsed_s``
-    (``elapsed_s``: time since the previous command), so targets never outrun the speed limit."""
-    pos, quat = np.asarray(target.tcp_pos_m, dtype=np.float64), np.asarray(target.tcp_quat_wxyz, dtype=np.float64)
-    if pos.shape != (3,) or quat.shape != (4,) or not (np.all(np.isfinite(pos)) and np.all(np.isfinite(quat))
-                                                       and np.isfinite(target.gripper_width_m)):
-        raise ValueError(f"an arm target needs a finite (3,) position, (4,) quaternion and gripper width, got {target}")
-    step_m = min(spec.max_step_m, max_speed_m_s * max(elapsed_s, 0.0))
-    if step_m < spec.max_step_m:
-        spec = dataclasses.replace(spec, max_step_m=step_m)
-    return clip_target(target, spec, state)
-
-
-def checked_joint_pos(joint_pos_rad: np.ndarray, spec: ArmSpec) -> np.ndarray:
-    """``joint_pos_rad`` as floats, or a ValueError unless it is ``dof`` finite values inside the limits."""
-    q = np.asarray(joint_pos_rad, dtype=np.float64)
-    limits = spec.joint_limits_rad
-    if q.shape != (spec.dof,) or not np.all(np.isfinite(q)) or np.any(q < limits[:, 0]) or np.any(q > limits[:, 1]):
-        raise ValueError(f"joint_pos_rad must be {spec.dof} finite joint positions inside the limits {limits.tolist()}, "
-                         f"got {q.tolist()}")
-    return q
-
-
-def wrench_violation(wrench_n_nm: np.ndarray, max_force_n: float, max_torque_nm: float) -> str | None:
-    """A message if the external force or torque exceeds its limit, else None."""
-    force, torque = float(np.linalg.norm(wrench_n_nm[:3])), float(np.linalg.norm(wrench_n_nm[3:]))
-    if force > max_force_n or torque > max_torque_nm:
-        return (f"external wrench {force:.1f} N / {torque:.1f} Nm exceeds the limit "
-                f"{max_force_n:.1f} N / {max_torque_nm:.1f} Nm")
-    return None
-
-
-def speed_violation(tcp_linvel_m_s: np.ndarray, max_speed_m_s: float) -> str | None:
-    """A message if the measured TCP speed exceeds ``max_speed_m_s``, else None."""
-    speed = float(np.linalg.norm(tcp_linvel_m_s))
-    return f"measured TCP speed {speed:.2f} m/s exceeds the limit {max_speed_m_s:.2f} m/s" if speed > max_speed_m_s else None
 
 
 _REFLEX = re.compile(r"reflex!\s*\[([^\]]*)\]")

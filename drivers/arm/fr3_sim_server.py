@@ -24,6 +24,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=1337, help="FCI port (libfranka always uses 1337)")
     parser.add_argument("--enforce-motion-limits", action="store_true",
                         help="abort motions on joint/Cartesian limit violations, as the robot does")
+    parser.add_argument("--enforce-comm-constraints", action="store_true",
+                        help="abort a motion after 20 command cycles lost in a row (communication_constraints_violation)")
     parser.add_argument("--no-gripper", action="store_true", help="serve no Franka Hand on port 1338")
     args = parser.parse_args(argv)
     if not os.environ.get("FR3_MJCF"):
@@ -33,7 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     from franka_sim.franka_sim_server import FrankaSimServer
 
     server = FrankaSimServer(host=args.host, port=args.port, enable_vis=False, enable_gripper=not args.no_gripper,
-                             enforce_motion_limits=args.enforce_motion_limits)
+                             enforce_motion_limits=args.enforce_motion_limits,
+                             enforce_comm_constraints=args.enforce_comm_constraints)
     # stop() is idempotent; it closes the sockets and ends the physics loop start() runs in.
     signal.signal(signal.SIGTERM, lambda *_: server.stop())
     signal.signal(signal.SIGINT, lambda *_: server.stop())

@@ -105,14 +105,18 @@ class FrankaSimProcess:
 
     Nothing starts in ``__init__``; ``start()`` launches it and returns once franka-sim's own
     readiness probe passed; ``stop()`` sends SIGTERM (SIGKILL after ``stop_timeout_s``); ``kill()``
-    is the crash a test provokes. Server output goes to ``log_path``.
+    is the crash a test provokes. Server output goes to ``log_path``. Motion limits are enforced by
+    default; ``enforce_comm_constraints`` also aborts a motion after 20 command cycles lost in a row
+    (off by default: a starved 2-core machine can trip it in any test).
     """
 
     def __init__(self, python: pathlib.Path, log_path: pathlib.Path, host: str = "127.0.0.1",
-                 mjcf: pathlib.Path = FR3_MJCF, enforce_motion_limits: bool = True, gripper: bool = True) -> None:
+                 mjcf: pathlib.Path = FR3_MJCF, enforce_motion_limits: bool = True, gripper: bool = True,
+                 enforce_comm_constraints: bool = False) -> None:
         self.python, self.log_path, self.host, self.mjcf = pathlib.Path(python), pathlib.Path(log_path), host, mjcf
         self.args = ["--host", host, "--port", str(FCI_PORT)]
         self.args += ["--enforce-motion-limits"] * enforce_motion_limits + ["--no-gripper"] * (not gripper)
+        self.args += ["--enforce-comm-constraints"] * enforce_comm_constraints
         self.process: subprocess.Popen | None = None
 
     @property

@@ -32,7 +32,13 @@ def franka_sim(tmp_path_factory):
 
 
 @pytest.fixture
-def fr3(franka_sim):
+def fr3_franka_sim(franka_sim):
+    """The franka-sim server ``fr3`` connects to (a module may override it with its own server)."""
+    return franka_sim
+
+
+@pytest.fixture
+def fr3(fr3_franka_sim):
     """``fr3(**overrides)``: an unconnected FR3 backend on the franka-sim rig (options win over the
     rig file), closed after the test: libfranka admits one client, so tests never hold two. A test
     that killed the server leaves it to the next one to start it again."""
@@ -42,8 +48,8 @@ def fr3(franka_sim):
     made = []
 
     def make(**overrides) -> Fr3Arm:
-        if not franka_sim.running:
-            franka_sim.start()
+        if not fr3_franka_sim.running:
+            fr3_franka_sim.start()
         made.append(Fr3Arm(load_fr3_rig(RIG, **overrides)))
         return made[-1]
 

@@ -11,8 +11,10 @@ import pytest
 from drivers.arm import fr3_constants as fr3
 from drivers.arm.fr3 import Fr3Arm, make_backend
 from drivers.arm.fr3_config import DEFAULT_GAINS, Fr3Config, Fr3RigError, GainSet, load_fr3_rig
-from drivers.arm.fr3_motions import call_with_deadline, min_jerk, reset_duration_s
-from drivers.arm.fr3_safety import TcpFrame, limit_target, reflex_names, speed_violation, wrench_violation
+from drivers.arm.fr3_faults import FaultLatch
+from drivers.arm.fr3_motions import ResetStalled, call_with_deadline, is_network_error, min_jerk, reset_duration_s
+from drivers.arm.fr3_safety import Fr3ReflexError, Fr3SafetyStop, Reflex, TcpFrame, reflex_names
+from drivers.arm.safety import limit_target, speed_violation, wrench_violation
 from robot_rl import registry
 from robot_rl.backends.arm import ArmState, ArmTarget
 
@@ -77,6 +79,7 @@ def rig_with(line: str) -> str:
     ("reset_joint_pos_rad = [0.0, -0.785, 0.0, -2.356, 0.0, 0.0, 0.785]", r"joints \[6\]"),
     ("workspace_high_m = [0.2, 0.2, 0.4]", "workspace_low_m"),
     ("max_step_m = -0.1", "max_step_m"),
+    ("max_torque_rate_nm_s = 0.0", "max_torque_rate_nm_s"),
     ('gain_set = "stiff"', "gain_set"),
     ("[arm.fr3.gains.wild]\nstiffness_pos_n_m = 9000.0\nstiffness_rot_nm_rad = 50.0\nclip_pos_m = 0.01\nclip_rot_rad = 0.1",
      r"gains.wild.*stiffness_pos_n_m"),
@@ -92,6 +95,8 @@ def test_a_rig_without_the_table_or_with_bad_toml_is_an_error(tmp_path):
         load_fr3_rig(write_rig(tmp_path, "[arm.ur]\nhost = 'x'\n"))
     with pytest.raises(Fr3RigError, match="not valid TOML"):
         load_fr3_rig(write_rig(tmp_path, "[arm.fr3\n"))
+    with pytest.raises(Fr3RigError, match="cannot read the rig file"):
+        load_fr3_rig(tmp_path / "missing.toml")
 
 
 def test_an_unsupported_gripper_is_not_implemented():
@@ -144,6 +149,30 @@ def test_reflex_names_come_from_libfrankas_message():
                '"cartesian_reflex"]\ncontrol_command_success_rate: 1')
     assert reflex_names(message) == ("joint_velocity_violation", "cartesian_reflex")
     assert reflex_names("libfranka: Move command preempted!") == ()
+
+
+def test_reflexes_from_frankys_own_exceptions_are_named_recovered_and_bounded():
+    """franka-sim emulates no contact reflex (``cartesian_reflex``, ``joint_reflex``) nor
+    ``power_limit_violation``: the backend's fault latch is checked over franky's real exception types."""
+    franky = pytest.importorskip("franky", reason='franky-control is not installed: pip install -e ".[arm]"')
+    latch = FaultLatch(max_recoveries=1, clock=lambda: 12.5)
+    contact = franky.ControlException('libfranka: Move command aborted: motion aborted by reflex! '
+                                      '["cartesian_reflex", "joint_reflex"]\ncontrol_command_success_rate: 1')
+    assert latch.record_reflex(contact) == ("cartesian_reflex", "joint_reflex")
+    assert latch.reflexes == [Reflex(("cartesian_reflex", "joint_reflex"), str(contact).splitlines()[0], 12.5, True)]
+    assert latch.fault is None and latch.recoverable and latch.recoveries == 1
+    power = franky.ControlException('libfranka: Move command aborted: motion aborted by reflex! ["power_limit_violation"]')
+    with pytest.raises(Fr3ReflexError, match=r"\['power_limit_violation'\] after 1 automatic recoveries"):
+        latch.record_reflex(power)
+    assert isinstance(latch.fault, Fr3ReflexError) and latch.event.is_set() and not latch.recoverable
+    assert not latch.reflexes[-1].recovered
+    latch.set(Fr3SafetyStop("a later force stop"))  # never hides the spent recoveries
+    assert isinstance(latch.fault, Fr3ReflexError)
+    assert FaultLatch(3, lambda: 0.0).record_reflex(ResetStalled("joint 4 lags")) == ("reset_stalled",)
+    assert FaultLatch(3, lambda: 0.0).record_reflex(franky.ControlException("libfranka: Move command preempted!")) == (
+        "unknown",)
+    assert is_network_error(franky, franky.NetworkException("libfranka: UDP receive: Timeout"))
+    assert not is_network_error(franky, contact)
 
 
 @pytest.mark.parametrize("reported", ["tcp", "flange", "link7"])
