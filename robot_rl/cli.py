@@ -15,6 +15,7 @@ from robot_rl.encoders.pretrain import PretrainEncoder
 from robot_rl.envs import EnvConfig, EnvOptions
 from robot_rl.fused.command import TrainFused
 from robot_rl.reward.commands import RecordLabels, TrainReward
+from robot_rl.remote.command import ServeRobot
 from robot_rl.signals import interrupt_on_sigint, stop_on_sigterm
 from robot_rl.train.config import TrainConfig
 from robot_rl.transport.auth import Keys
@@ -130,7 +131,8 @@ class Train(TrainConfig):
 
 COMMANDS = {"envs": Envs, "record": Record, "train": Train, "keys": Keys,
             "learner": Learner, "actor": Actor, "launch": Launch, "record-labels": RecordLabels, "train-reward": TrainReward,
-            "pretrain-encoder": PretrainEncoder, "train-fused": TrainFused}
+            "pretrain-encoder": PretrainEncoder, "train-fused": TrainFused,
+            "serve-robot": ServeRobot}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -32,10 +32,10 @@ from typing import Any, Mapping
 
 from drivers.arm import fr3_constants as fr3
 from drivers.arm.impedance import STIFFNESS_POS_RANGE_N_M, STIFFNESS_ROT_RANGE_NM_RAD
-from drivers.rig_table import build_rig_config, check_choice, float_vector, read_rig_table
+from robot_rl.rig import build_rig_config, check_choice, float_vector, read_rig_table
 from robot_rl.backends.checks import check_range
 
-_choice, _vector = check_choice, float_vector  # their names before drivers.rig_table held them
+_choice, _vector = check_choice, float_vector  # their names before robot_rl.rig held them
 SECTION = "arm.fr3"
 
 #: What the robot reports as ``O_T_EE``: the hand's TCP (Desk has the Franka Hand configured),

@@ -28,7 +28,7 @@ from typing import Any, Mapping
 
 from drivers.arm import panda
 from drivers.arm.fr3_config import DEFAULT_GAINS, GRIPPERS, Fr3Config, GainSet
-from drivers.rig_table import build_rig_config, float_vector, read_rig_table
+from robot_rl.rig import build_rig_config, float_vector, read_rig_table
 from robot_rl.backends.checks import check_range
 
 SECTION = "arm.panda"

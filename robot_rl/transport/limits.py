@@ -8,8 +8,10 @@ import numpy as np
 SCHEMA_VERSION = 1
 """Bumped whenever the header layout or a kind's meaning changes; peers must match exactly."""
 
-KINDS = frozenset({"hello", "welcome", "reject", "transitions", "ack", "weights", "stats", "heartbeat"})
-"""Every message kind of this schema version (see :mod:`robot_rl.transport.messages`)."""
+KINDS = frozenset({"hello", "welcome", "reject", "transitions", "ack", "weights", "stats", "heartbeat",
+                   "robot_call", "robot_reply"})
+"""Every message kind of this schema version (see :mod:`robot_rl.transport.messages`; the robot
+server's ``robot_call``/``robot_reply``: :mod:`robot_rl.remote.protocol`)."""
 
 DTYPES = {name: np.dtype(name).newbyteorder("<") for name in (
     "bool", "uint8", "int8", "int16", "int32", "int64", "float16", "float32", "float64")}

@@ -1,8 +1,9 @@
-"""One driver's table of a per-rig TOML file, validated: what every rig loader repeats.
+"""One component's table of a per-rig TOML file, validated: what every rig loader repeats.
 
-A rig file holds the tables of several drivers (``[arm.fr3]``, ``[cameras.front]``, ``[car.vesc]``,
-...); a driver reads its own table with :func:`read_rig_table` and turns it into its typed config
-dataclass with :func:`build_rig_config`. Every error names the file and the table (and the field,
+A rig file holds the tables of several drivers and services (``[arm.fr3]``, ``[cameras.front]``,
+``[car.vesc]``, ``[serve]``, ...); each reads its own table with :func:`read_rig_table` and turns it
+into its typed config dataclass with :func:`build_rig_config` (or checks its names with
+:func:`check_fields`). Every error names the file and the table (and the field,
 where the config's ``__post_init__`` names it), raised as the driver's own ``ValueError`` subclass.
 """
 
@@ -12,7 +13,7 @@ import dataclasses
 import math
 import os
 import pathlib
-from typing import Any, Mapping, TypeVar
+from typing import Any, Collection, Mapping, TypeVar
 
 try:
     import tomllib
@@ -22,9 +23,10 @@ except ModuleNotFoundError:  # Python 3.10
 Config = TypeVar("Config")
 
 
-def read_rig_table(path: str | os.PathLike, section: str, error: type[ValueError]) -> dict[str, Any]:
+def read_rig_table(path: str | os.PathLike, section: str, error: type[ValueError] = ValueError,
+                   missing_ok: bool = False) -> dict[str, Any]:
     """The table ``section`` (dotted, e.g. ``"arm.fr3"``) of the TOML file ``path``, or ``error``
-    naming the file: unreadable, not TOML, or no such table."""
+    naming the file: unreadable, not TOML, or no such table (an empty one if ``missing_ok``)."""
     path = pathlib.Path(path)
     try:
         with open(path, "rb") as f:
@@ -34,20 +36,25 @@ def read_rig_table(path: str | os.PathLike, section: str, error: type[ValueError
     except tomllib.TOMLDecodeError as err:
         raise error(f"{path}: not valid TOML: {err}") from err
     for key in section.split("."):
-        table = table.get(key) if isinstance(table, Mapping) else None
+        table = table.get(key, {} if missing_ok else None) if isinstance(table, Mapping) else None
     if not isinstance(table, Mapping):
-        raise error(f"{path}: no [{section}] table")
+        raise error(f"{path}: no [{section}] table" if table is None else f"{path}: [{section}] must be a table")
     return dict(table)
+
+
+def check_fields(table: Mapping[str, Any], allowed: Collection[str], path: str | os.PathLike, section: str,
+                 error: type[ValueError] = ValueError) -> None:
+    """``error`` naming the file, the table and every field of ``table`` not in ``allowed``."""
+    unknown = sorted(set(table) - set(allowed))
+    if unknown:
+        raise error(f"{path}: [{section}]: unknown field(s) {unknown}; allowed: {sorted(allowed)}")
 
 
 def build_rig_config(config_cls: type[Config], table: Mapping[str, Any], path: str | os.PathLike, section: str,
                      error: type[ValueError]) -> Config:
     """``config_cls(**table, rig=str(path))`` with TOML arrays as tuples; an unknown field, or a value
     its ``__post_init__`` rejects, is ``error`` naming the file and the table."""
-    allowed = {f.name for f in dataclasses.fields(config_cls)} - {"rig"}  # type: ignore[arg-type]
-    unknown = sorted(set(table) - allowed)
-    if unknown:
-        raise error(f"{path}: [{section}]: unknown field(s) {unknown}; allowed: {sorted(allowed)}")
+    check_fields(table, {f.name for f in dataclasses.fields(config_cls)} - {"rig"}, path, section, error)  # type: ignore[arg-type]
     values = {name: tuple(value) if isinstance(value, list) else value for name, value in table.items()}
     try:
         return config_cls(**values, rig=str(path))
