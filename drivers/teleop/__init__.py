@@ -3,7 +3,8 @@
 Each is a :class:`robot_rl.human.teleop.TeleopDevice`; device libraries are imported on ``connect``.
 ``drivers.teleop.testing`` fakes them at the library boundary for tests and dry runs.
 :data:`TELEOP_DEVICES` registers them by name (``--hil``, ``--teleop``) through the teleop entry point
-in pyproject.toml (see :mod:`robot_rl.human.devices`).
+in pyproject.toml (see :mod:`robot_rl.human.devices`), with the car's and the quadrotor's bindings
+(:mod:`drivers.teleop.car_bindings`, :mod:`drivers.teleop.quad_bindings`) as ``"<device>@<family>"``.
 """
 
 from drivers.teleop.gamepad import XBOX_BUTTONS, XBOX_EE_DELTA_XYZ, Gamepad, GamepadConfig
@@ -21,6 +22,10 @@ TELEOP_DEVICES = {
     "spacemouse": "drivers.teleop:SpaceMouse",
     "gamepad": "drivers.teleop:Gamepad",
     "keyboard": "drivers.teleop:TerminalKeyboard",
+    # bindings per robot family ("<device>@<family>", see robot_rl.human.devices)
+    "gamepad@car": "drivers.teleop.car_bindings:CarGamepad",
+    "keyboard@car": "drivers.teleop.car_bindings:CarKeyboard",
+    "gamepad@quadrotor": "drivers.teleop.quad_bindings:QuadGamepad",
 }
 
 __all__ = [

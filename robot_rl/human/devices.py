@@ -8,6 +8,11 @@ no-argument constructor returns a :class:`~robot_rl.human.teleop.TeleopDevice`::
     [project.entry-points."robot_rl.teleop"]
     drivers = "drivers.teleop:TELEOP_DEVICES"   # {"keyboard": "drivers.teleop:TerminalKeyboard", ...}
 
+A name ``"<device>@<family>"`` (e.g. ``"gamepad@car"``) registers the device's bindings for the tasks
+of one robot family: ``--teleop gamepad`` on a car task opens it instead of the plain ``"gamepad"``.
+A class with a ``for_env(env)`` classmethod is built by it (bindings that need the task's action
+mapping or the robot's state), any other with no arguments.
+
 robot_rl imports no driver: entry points are read on the first lookup of a name that is not
 built in, and a device's class is imported when it is opened. An entry point that fails to load
 does not hide the others; its name and error are shown by ``robot-rl envs`` and by a failed lookup.
@@ -30,6 +35,8 @@ from robot_rl.human.simulated import SimulatedHuman
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "robot_rl.teleop"
+#: ``"<device>@<family>"``: the device's bindings for one robot family (module docstring).
+FAMILY_SEPARATOR = "@"
 #: The built-in device: the task's scripted expert taking over (needs the env).
 SIMULATED = "simulated"
 
@@ -101,8 +108,9 @@ def registry_errors() -> list[str]:
 
 
 def device_names() -> tuple[str, ...]:
-    """Every device that :func:`open_device` opens: ``simulated``, then the registered ones."""
-    return (SIMULATED, *sorted(teleop_devices()))
+    """Every device that :func:`open_device` opens: ``simulated``, then the registered ones (family
+    bindings ``"<device>@<family>"`` under their device's name)."""
+    return (SIMULATED, *sorted({name.split(FAMILY_SEPARATOR)[0] for name in teleop_devices()}))
 
 
 def check_device_name(name: str, allowed_extra: Iterable[str] = ("none",), *, simulated: bool = True) -> str:
@@ -149,7 +157,20 @@ def _build(name: str, env: gym.Env, sim_config: Any) -> Any:
         if not hasattr(env.unwrapped, "task") or not hasattr(env.unwrapped.task, "expert"):
             raise ValueError("--hil simulated needs a robot_rl task with a scripted expert (see `robot-rl envs`)")
         return SimulatedHuman.for_env(env, sim_config)
-    return pkgutil.resolve_name(teleop_devices()[name])()
+    device_class = pkgutil.resolve_name(_device_target(name, env))
+    return device_class.for_env(env) if hasattr(device_class, "for_env") else device_class()
+
+
+def _device_target(name: str, env: gym.Env) -> str:
+    """The import string of ``name``'s bindings for ``env``'s robot family, else of the plain device."""
+    devices = teleop_devices()
+    family = getattr(getattr(env.unwrapped, "task", None), "family", None)
+    target = devices.get(f"{name}{FAMILY_SEPARATOR}{family}", devices.get(name))
+    if target is None:
+        bound = sorted(n.split(FAMILY_SEPARATOR)[1] for n in devices if n.startswith(name + FAMILY_SEPARATOR))
+        raise ValueError(f"teleop device {name!r} has bindings only for the families {bound}; this task's family "
+                         f"is {family!r}")
+    return target
 
 
 def _one_line(text: str) -> str:

@@ -4,11 +4,12 @@
   are written, the failures too with ``keep_failures``.
 - **A human** (``record(env, None, ..., device=device)``, a connected
   :class:`~robot_rl.human.teleop.TeleopDevice`) drives every step. When the device reports no action
-  (nothing pressed, not intervening) the robot *holds still*: zero motion, the last gripper
-  command kept (the action's last dimension, absolute, see :mod:`robot_rl.human.teleop`; it starts
-  open, the action space's upper bound). Every step is stored with ``intervention=True``. Episodes
-  are recorded until ``episodes`` are *kept*: successes, or every finished one with
-  ``keep_failures``. Buttons as in :class:`~robot_rl.human.intervene.InterveneWithTeleop`:
+  (nothing pressed, not intervening) the robot *holds still*: the task's ``hold_action`` (zero
+  motion; a car brakes, a quadrotor hovers in place), with the last gripper command kept (the
+  action's last dimension, absolute, see :mod:`robot_rl.human.teleop`; it starts open, the action
+  space's upper bound) where the device drives a gripper. Every step is stored with
+  ``intervention=True``. Episodes are recorded until ``episodes`` are *kept*: successes, or every
+  finished one with ``keep_failures``. Buttons as in :class:`~robot_rl.human.intervene.InterveneWithTeleop`:
   *success* ends the episode as a success (terminated, reward raised to 1), *failure* and *end
   episode* end it unsuccessful (truncated), *re-record* discards it (not written, not counted)
   and records the same seed again. The task ends episodes too (``terminated``, with
@@ -79,13 +80,16 @@ class HumanDriver:
 
     It is the :class:`TeleopDevice` given to ``InterveneWithTeleop`` (it passes ``poll`` through
     and remembers the last event: the end-episode button is not in ``info``) and the *policy* that
-    the human's action replaces: hold still (zero motion, the last executed gripper command).
+    the human's action replaces: hold still (``hold_action``, else zero motion; the last executed
+    gripper command).
     Passing that hold action to ``poll`` also lets the device keep the gripper when the human
     takes over again. A disconnected device raises :class:`DeviceUnavailable` from ``poll``.
     """
 
-    def __init__(self, device: TeleopDevice, action_space: gym.spaces.Box) -> None:
+    def __init__(self, device: TeleopDevice, action_space: gym.spaces.Box,
+                 hold_action: np.ndarray | None = None) -> None:
         self.device = device
+        self._hold_action = None if hold_action is None else np.asarray(hold_action, dtype=np.float32)
         self.name = device.name
         self.action_shape = tuple(device.action_shape)
         self.last: TeleopEvent | None = None
@@ -94,6 +98,8 @@ class HumanDriver:
         self._hold = self._initial_hold()
 
     def _initial_hold(self) -> np.ndarray:
+        if self._hold_action is not None:
+            return self._hold_action.copy()
         hold = np.zeros(self.action_shape, dtype=np.float32)
         if self._gripper:
             hold[-1] = self._gripper_open
@@ -119,6 +125,15 @@ class HumanDriver:
         """After a step: the following hold-still steps keep this step's gripper command."""
         if self._gripper:
             self._hold[-1] = float(np.asarray(action)[-1])
+
+
+def task_hold_action(env: gym.Env) -> np.ndarray | None:
+    """The robot_rl task's ``hold_action`` for the env's backend (None for other envs)."""
+    base = env.unwrapped
+    task, backend = getattr(base, "task", None), getattr(base, "backend", None)
+    if not hasattr(task, "hold_action") or backend is None:
+        return None
+    return np.asarray(task.hold_action(backend.spec), dtype=np.float32)
 
 
 # ---------------------------------------------------------------------- live status and view
@@ -234,7 +249,7 @@ def record(
     """
     if (policy is None) == (device is None):
         raise ValueError("record() needs exactly one driver: a policy or a teleop device")
-    human = HumanDriver(device, env.action_space) if device is not None else None
+    human = HumanDriver(device, env.action_space, task_hold_action(env)) if device is not None else None
     metadata = robot_env_metadata(env.unwrapped, backend, source)
     if human is not None:
         metadata["teleop_device"] = human.name

@@ -13,10 +13,11 @@ Triggers (any subset, see :class:`SimulatedHumanConfig`):
   ``stall_steps`` polls;
 - ``random``: with probability ``random_prob`` per poll (seeded).
 
-Default progress for robot_rl tasks (:func:`task_progress`): the task's *dense* reward for the
-current state — a task whose config has a ``dense_reward`` field is copied with
-``dense_reward=True`` (so the stall test works while the env itself trains on sparse reward);
-other tasks use their ``reward(state)`` as it is.
+Default progress for robot_rl tasks (:func:`task_progress`): the task's ``progress(state)`` where it
+has one (car_lap: metres along the track; its reward is a speed, which levels off while the car
+drives well), else the task's *dense* reward for the current state — a task whose config has a
+``dense_reward`` field is copied with ``dense_reward=True`` (so the stall test works while the env
+itself trains on sparse reward); other tasks use their ``reward(state)`` as it is.
 """
 
 from __future__ import annotations
@@ -71,6 +72,8 @@ def task_progress(env: Any) -> Callable[[], float]:
     """Progress of a robot_rl env's task (see the module docstring); reads the env's current state."""
     base = env.unwrapped
     task, config = base.task, getattr(base.task, "config", None)
+    if hasattr(task, "progress"):
+        return lambda: float(task.progress(base.state))
     if dataclasses.is_dataclass(config) and "dense_reward" in {f.name for f in dataclasses.fields(config)}:
         task = type(task)(dataclasses.replace(config, dense_reward=True))
     return lambda: float(task.reward(base.state))

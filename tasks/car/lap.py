@@ -161,6 +161,11 @@ class CarLap(CarTask):
     def success(self, state: CarState) -> bool:
         return bool(self.arrays.success(self._update(state), np))
 
+    def progress(self, state: CarState) -> float:
+        """Metres gained along the centreline this episode: the simulated human's stall test (the
+        reward, a speed, levels off on a car driving well)."""
+        return float(self._update(state).progress_m)
+
     def terminated(self, state: CarState) -> bool:
         """Never: collisions, flips and being stuck truncate (:meth:`truncated`)."""
         self._update(state)

@@ -306,6 +306,14 @@ class QuadHover(QuadTask):
         arrays, target = self._bound()
         return bool(arrays.success(state.pos_m, state.vel_m_s, target, np))
 
+    def progress(self, state: QuadState) -> float:
+        """For the simulated human's stall test: minus the distance to the target [m]; while the
+        target is held (:meth:`success`) the backend clock [s], so holding counts as progress (the
+        reward levels off there and read as a stall)."""
+        if self.success(state):
+            return float(state.time_s)
+        return -float(np.linalg.norm(state.pos_m - self._bound()[1]))
+
     def terminated(self, state: QuadState) -> bool:
         arrays, _ = self._bound()
         return bool(arrays.terminated(state.pos_m, np))

@@ -65,7 +65,8 @@ def test_a_broken_entry_point_is_named_with_its_error():
     assert len(errors) == 3
     assert "'my_pedals'" in errors[0] and "No module named 'no_such_pedals_package'" in errors[0]
     assert "'classes'" in errors[1] and "mapping of device name -> 'module:Class'" in errors[1]
-    assert "'again'" in errors[2] and "already registered: ['gamepad', 'keyboard', 'spacemouse']" in errors[2]
+    assert "'again'" in errors[2] and ("already registered: ['gamepad', 'gamepad@car', 'gamepad@quadrotor', "
+                                       "'keyboard', 'keyboard@car', 'spacemouse']") in errors[2]
 
 
 def test_with_human_leaves_none_alone_and_needs_an_expert_for_simulated():
