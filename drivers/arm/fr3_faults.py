@@ -25,8 +25,8 @@ log = logging.getLogger("drivers.arm.fr3")
 class FaultLatch:
     """The backend's fault and reflex log. ``fault``/``event`` are read from any thread."""
 
-    def __init__(self, max_recoveries: int, clock: Callable[[], float]) -> None:
-        self.max_recoveries, self._clock = max_recoveries, clock
+    def __init__(self, max_recoveries: int, clock: Callable[[], float], robot: str = "FR3") -> None:
+        self.max_recoveries, self._clock, self.robot = max_recoveries, clock, robot  # robot: names it in messages
         self.fault: Fr3Error | None = None
         self.event = threading.Event()  #: set when a fault is latched (a test or a supervisor waits on it)
         self.reflexes: list[Reflex] = []
@@ -59,14 +59,14 @@ class FaultLatch:
         self.reflexes.append(Reflex(names, str(err).splitlines()[0] if str(err) else type(err).__name__,
                                     self._clock(), recover))
         if not recover:
-            spent = Fr3ReflexError(f"FR3 reflex {list(names)} after {self.recoveries} automatic recoveries "
+            spent = Fr3ReflexError(f"{self.robot} reflex {list(names)} after {self.recoveries} automatic recoveries "
                                    f"(max_reflex_recoveries={self.max_recoveries}); reflexes: "
                                    f"{[list(r.errors) for r in self.reflexes]}")
             self.set(spent)
             raise spent
         self.recoveries += 1
-        log.warning("FR3 reflex %s aborted the motion; recovering (%d of %d)", list(names), self.recoveries,
-                    self.max_recoveries)
+        log.warning("%s reflex %s aborted the motion; recovering (%d of %d)", self.robot, list(names),
+                    self.recoveries, self.max_recoveries)
         return names
 
 
@@ -82,7 +82,7 @@ class Fr3Monitor:
 
     def start(self) -> None:
         self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="fr3 monitor", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"{self._latch.robot} monitor", daemon=True)
         self._thread.start()
 
     def stop(self, timeout_s: float = 5.0) -> None:
@@ -100,6 +100,7 @@ class Fr3Monitor:
             except Fr3Error as err:
                 self._latch.set(err)
             except Exception as err:  # never die silently: the next call raises it
-                log.exception("FR3 monitor failed")
-                self._latch.set(Fr3ConnectionLost(f"the FR3 monitor failed ({type(err).__name__}: {err}); reconnect"))
+                log.exception("%s monitor failed", self._latch.robot)
+                self._latch.set(Fr3ConnectionLost(f"the {self._latch.robot} monitor failed "
+                                                  f"({type(err).__name__}: {err}); reconnect"))
             rate.sleep()

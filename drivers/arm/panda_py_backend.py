@@ -81,7 +81,7 @@ class PandaPyArm(ConnectOnEnter):
         self._hand: PandaPyHand | None = None
         self._goal: tuple[np.ndarray, np.ndarray] | None = None  # TCP goal (base frame) the reference heads for
         self._reference: tuple[np.ndarray, float] | None = None  # the last reference's TCP position, and when
-        self._faults = FaultLatch(config.max_reflex_recoveries, clock)  # the FR3 backend's fault latch and monitor
+        self._faults = FaultLatch(config.max_reflex_recoveries, clock, robot="Panda")  # shared with the FR3 backend
         self.fault_event = self._faults.event  #: set when a fault is recorded (a test or a supervisor waits on it)
         self._monitor = Fr3Monitor(self._monitor_once, self._lock, self._faults, config.monitor_hz)
         self.hold_event = threading.Event()  #: set whenever the arm starts holding its pose
