@@ -223,6 +223,8 @@ def clip_car_command(
       unknown);
     * low battery (``battery_v < min_battery_v``, known): the drive (speed or throttle) is ``0``.
     """
+    if not isinstance(command, CarCommand):
+        raise ValueError(f"a car backend takes a CarCommand, got {type(command).__name__}: {command!r}")
     if command.mode not in spec.command_modes:
         raise ValueError(f"car backend accepts {spec.command_modes} commands, got a {command.mode!r} command")
     if not dt_s > 0:

@@ -118,7 +118,8 @@ class CarLap(CarTask):
                                   np.asarray(state.yaw_rad), state.time_s, np)
         probe = self.arrays.step(self._track_arrays, probe, state.pos_m, np.asarray(state.yaw_rad),
                                  state.imu_accel_m_s2[2], False, state.time_s, np)
-        if not bool(probe.crashed | probe.flipped):
+        upside_down = state.imu_accel_m_s2[2] < 0.0  # at rest after the manoeuvre one sample tells (no contact spikes)
+        if not bool(probe.crashed | upside_down):
             return state
         if not isinstance(backend, CarSceneControl):
             raise RuntimeError("car_lap: the car is still against a wall or upside down after the recovery "

@@ -16,7 +16,9 @@ wrong way), minus ``crash_penalty`` on the step the car hits a wall or flips. A 
 track length of progress; its time runs from the episode's start or the previous lap.
 
 An episode ends (truncated, never terminated: the task goes on) when the footprint reaches a
-wall (collision), when the car is upside down (``imu_accel_m_s2[2] < 0``), or when it is stuck:
+wall (collision), when the car is upside down (``imu_accel_m_s2[2] < 0`` at every step for ``flip_s``:
+one sample is not enough, since a wheel's contact with the floor can spike the accelerometer for a
+physics step), or when it is stuck:
 no new best progress of ``stuck_min_progress_m`` for ``stuck_s`` seconds *while the policy asks
 it to drive* (holding still is a choice, not stuck: it ends at the time limit).
 """
@@ -48,6 +50,7 @@ class CarLapConfig:
         max_episode_steps: time limit in control steps (truncation).
         drive, min_speed_m_s, max_speed_m_s: the action's drive mapping (:class:`tasks.car.base.DriveMapping`).
         crash_penalty: subtracted from the reward on the step of a collision or a flip.
+        flip_s: flipped = the accelerometer reads upside down (``z < 0``) at every step for this long.
         stuck_s, stuck_min_progress_m: stuck = no new best progress of this much for this long while driving.
         car_length_m, car_width_m, rear_overhang_m: the car's footprint (F1TENTH size by default) and
             where its rear axle is (ahead of the rear bumper) for collision detection.
@@ -69,6 +72,7 @@ class CarLapConfig:
     max_speed_m_s: float = 4.0
     crash_penalty: float = 10.0
     stuck_s: float = 3.0
+    flip_s: float = 0.25
     stuck_min_progress_m: float = 0.3
     car_length_m: float = 0.58
     car_width_m: float = 0.31
@@ -87,7 +91,7 @@ class CarLapConfig:
     def __post_init__(self) -> None:
         if self.max_episode_steps < 1:
             raise ValueError(f"max_episode_steps must be >= 1, got {self.max_episode_steps}")
-        for name in ("stuck_s", "stuck_min_progress_m", "car_length_m", "car_width_m", "recovery_s",
+        for name in ("stuck_s", "flip_s", "stuck_min_progress_m", "car_length_m", "car_width_m", "recovery_s",
                      "recovery_speed_m_s"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
@@ -119,6 +123,7 @@ class LapTracker(NamedTuple):
     progress_m: Any     # arc length gained since the episode's start
     best_m: Any         # best progress so far (stuck detection)
     stuck_s: Any        # time driving without a new best
+    upside_down_s: Any  # time the accelerometer has read upside down without a break
     time_s: Any         # clock at the last update
     dt_s: Any           # length of the last step
     lap_start_s: Any    # clock at the start of the running lap
@@ -178,7 +183,7 @@ class LapArrays:
         sin_err, cos_err = heading_error_arrays(tangent, yaw_rad, xp)
         zero, false = xp.zeros_like(s_m), xp.zeros(s_m.shape, dtype=bool)
         time = zero + time_s
-        return LapTracker(index, s_m, zero, zero, zero, time, zero, time, zero, xp.zeros_like(index),
+        return LapTracker(index, s_m, zero, zero, zero, zero, time, zero, time, zero, xp.zeros_like(index),
                           zero + xp.inf, zero, lateral, sin_err, cos_err, false, false, false)
 
     def step(self, track: TrackArrays, tracker: LapTracker, pos_m: Any, yaw_rad: Any, accel_z_m_s2: Any,
@@ -192,16 +197,18 @@ class LapArrays:
         improved = progress > tracker.best_m + c.stuck_min_progress_m
         dt = time_s - tracker.time_s
         stuck_s = xp.where(improved, 0.0, tracker.stuck_s + xp.where(driving, dt, 0.0))
+        upside_down_s = xp.where(accel_z_m_s2 < 0.0, tracker.upside_down_s + dt, 0.0)
         lap_done = progress - tracker.lap_start_m >= track.length_m
         sin_err, cos_err = heading_error_arrays(tangent, yaw_rad, xp)
         crashed = collision_arrays(lateral, sin_err, cos_err, 0.5 * c.car_length_m, 0.5 * c.car_width_m,
                                    track.half_width_m - c.collision_margin_m, xp)
         return LapTracker(
-            index, s_m, progress, xp.where(improved, progress, tracker.best_m), stuck_s, tracker.time_s + dt, dt,
+            index, s_m, progress, xp.where(improved, progress, tracker.best_m), stuck_s, upside_down_s,
+            tracker.time_s + dt, dt,
             xp.where(lap_done, time_s, tracker.lap_start_s), tracker.lap_start_m + xp.where(lap_done, track.length_m, 0.0),
             tracker.laps + lap_done.astype(tracker.laps.dtype), xp.where(lap_done, time_s - tracker.lap_start_s,
                                                                          tracker.lap_time_s),
-            ds, lateral, sin_err, cos_err, crashed, stuck_s >= c.stuck_s, accel_z_m_s2 < 0.0)
+            ds, lateral, sin_err, cos_err, crashed, stuck_s >= c.stuck_s, upside_down_s >= c.flip_s - 1e-9)
 
     def ended(self, tracker: LapTracker, xp: Any) -> Any:
         """The episode ends (truncated) after this step: collision, flip or stuck."""

@@ -92,6 +92,22 @@ def test_a_flipped_car_truncates_and_is_put_back_on_the_track():
         env.close()
 
 
+def test_one_upside_down_accelerometer_sample_is_not_a_flip_but_flip_s_of_them_is():
+    """A wheel's floor contact can spike MuJoCo's accelerometer for one physics step (seen: -30 to
+    -60 m/s^2), so a flip needs ``flip_s`` of upside-down readings without a break."""
+    env = make()
+    try:
+        env.reset(seed=1)
+        task, state = env.unwrapped.task, env.unwrapped.state
+        tracker = task.tracker
+        for step, accel_z in enumerate([-45.0, 9.8, -45.0, -9.8, -9.8], start=1):
+            tracker = task.arrays.step(task._track_arrays, tracker, state.pos_m, np.asarray(state.yaw_rad), accel_z,
+                                       False, state.time_s + 0.1 * step, np)
+            assert bool(tracker.flipped) == (step == 5), (step, tracker.upside_down_s)
+    finally:
+        env.close()
+
+
 def test_seeded_resets_start_fresh_unseeded_ones_continue():
     env = make()
     try:
