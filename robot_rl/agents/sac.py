@@ -238,6 +238,17 @@ class SACAgent(AgentBase):
         self._num_updates += 1
         return metrics
 
+    def update_critic(self, batch: Batch) -> dict[str, float]:
+        """``utd_ratio`` critic updates and no actor or temperature update: a fresh critic's warm-up
+        under a pre-trained actor (WSRL fine-tuning, :mod:`robot_rl.train.init_from`). Does not
+        count in :attr:`num_updates`."""
+        check_finite(batch)
+        check_action_dim(batch, self._action_dim)
+        for minibatch in split_batch(batch_to_tensors(batch, self._device), self._config.utd_ratio):
+            metrics, _ = self._critic_update(minibatch)
+        values = torch.stack([v.reshape(()).float() for v in metrics.values()]).tolist()
+        return dict(zip(metrics, values))
+
     def _full_update(self, batch: Batch) -> dict[str, float]:
         metrics, features = self._critic_update(batch)
         metrics.update(self._actor_and_temperature_update(features, batch))

@@ -64,6 +64,8 @@ class LearnerConfig(TrainConfig):
         super().__post_init__()
         if self.algo != "sac":
             raise ValueError("the distributed learner trains SAC/RLPD; behaviour cloning needs no actors (robot-rl train --algo bc)")
+        if self.warmup_as_demos:
+            raise ValueError("--warmup-as-demos is an option of the single-process `robot-rl train`, not of the learner")
         if self.publish_every < 1 or self.max_message_mb <= 0:
             raise ValueError("--publish-every must be >= 1 and --max-message-mb > 0")
         if not (self.max_abs_reward > 0 and self.max_abs_observation > 0 and self.checkpoint_every_s >= 0):
@@ -124,6 +126,10 @@ class ActorConfig:
     """Triggers of the simulated human (with --hil simulated)."""
     sac: SACConfig = dataclasses.field(default_factory=SACConfig)
     """Agent settings: must match the learner's (the hello compares them)."""
+    init_from: pathlib.Path | None = None
+    """Fly this pre-trained actor file (actor.pt of `robot-rl train-fused`) from the first step, until the
+    learner's weights arrive (a learner started with the same --init-from publishes it as v0); checked
+    like the learner's --init-from."""
     device: str = "cpu"
     """Torch device of the policy."""
     threads: int = 1
@@ -152,7 +158,7 @@ class ActorConfig:
 
     def train_config(self) -> TrainConfig:
         """The training config the learner builds its env and agent from (same fields)."""
-        return TrainConfig(env=self.env, sac=self.sac, device=self.device)
+        return TrainConfig(env=self.env, sac=self.sac, device=self.device, init_from=self.init_from)
 
 
 @dataclasses.dataclass

@@ -47,6 +47,7 @@ from robot_rl.envs import control_hz, make_env
 from robot_rl.train.checkpoint import load_checkpoint, save_checkpoint
 from robot_rl.train.collect import add_intervention_segments
 from robot_rl.train.evaluate import evaluate
+from robot_rl.train.init_from import CriticWarmup, updates_start_at
 from robot_rl.train.logs import RunLog
 from robot_rl.train.setup import (EVAL_SEED, build_agent, demo_directory, make_demo_buffer, new_replay, prepare_run_dir,
                                   pretrain, set_threads)
@@ -80,6 +81,7 @@ class Learner:
         self.republish_at, self.last_status, self.checkpointed_at, self.checkpoint_retry_at = 0.0, now, now, 0.0
         self.t0, self.updates_at_t0, self.stored_at_t0 = now, 0, 0
         self.updates_at_status = 0
+        self.warmup = CriticWarmup(cfg.critic_warmup_updates)  # critic-only updates first (a fresh agent only)
 
     # ------------------------------------------------------------------ start-up
     def restore(self) -> None:
@@ -150,7 +152,7 @@ class Learner:
         return 130 if interrupted else 0
 
     def ready(self) -> bool:
-        return len(self.online) >= max(self.cfg.learning_starts, 1)
+        return len(self.online) >= updates_start_at(self.cfg.learning_starts, self.cfg.warmup_steps)
 
     def poll(self, timeout_ms: int) -> None:
         self.reception.poll(timeout_ms)
@@ -163,7 +165,7 @@ class Learner:
             self.throttle.warning("batch", f"skipping an update: {err}")
             return
         skipped = self.agent.skipped_steps
-        metrics = self.agent.update(batch)
+        metrics = self.warmup.update(self.agent, batch)
         self.updates += 1
         if self.agent.skipped_steps > skipped:
             broken = [name for name, value in metrics.items() if not math.isfinite(value)]
@@ -293,7 +295,8 @@ class Learner:
         stored, active = self.store.transitions_stored, list(self.reception.peers.values())
         if not self.ready():
             print(f"waiting for actors: {sum(now - p.last_heard < SILENT_AFTER_S for p in active)} connected, need "
-                  f"{self.cfg.learning_starts} transitions to start (have {len(self.online)}) | transitions {stored}", flush=True)
+                  f"{updates_start_at(self.cfg.learning_starts, self.cfg.warmup_steps)} transitions to start (have {len(self.online)}) "
+                  f"| transitions {stored}", flush=True)
             return
         self.writes.run("progress.json", lambda: write_progress(self.run_dir, self.updates))
         rate = (self.updates - self.updates_at_status) / max(now - previous, 1e-9)

@@ -66,6 +66,20 @@ class TrainConfig:
     """Uniformly random actions for the first N env steps (exploration without demos)."""
     learning_starts: int = 256
     """Start updating once the online buffer holds this many transitions."""
+    init_from: pathlib.Path | None = None
+    """Start the actor from this pre-trained actor file (actor.pt of `robot-rl train-fused` or of a run,
+    or its run directory); checked against the task, its options, the observation and action sizes and
+    --sac.hidden-dims. Only the actor carries over: the critic starts fresh (robot_rl.train.init_from)."""
+    warmup_steps: int = 0
+    """WSRL warm-up: no update before the online buffer holds this many transitions (rollouts of the
+    current, e.g. pre-trained, policy; the larger of this and --learning-starts counts)."""
+    critic_warmup_updates: int = 0
+    """The first N updates train the critic alone (the actor stays as it is): a fresh critic learns the
+    pre-trained actor's values before it steers it (sac only)."""
+    warmup_as_demos: bool = False
+    """After --warmup-steps, the warm-up episodes (the pre-trained policy's rollouts) also serve as
+    demonstrations: --demo-ratio of every batch, with --sac.bc-weight pulling the actor toward their
+    actions (an anchor against actor collapse; single-process `robot-rl train` only, without --demos)."""
     replay_capacity: int = 200_000
     """Online replay capacity in transitions (checked against available memory)."""
     eval_every: int = 2_500
@@ -98,6 +112,12 @@ class TrainConfig:
         if self.num_envs < 1 or self.vectorization not in VECTORIZATIONS:
             raise ValueError(f"--num-envs must be >= 1 and --vectorization one of {list(VECTORIZATIONS)}")
         check_device_name(self.hil)
+        if self.warmup_steps < 0 or self.critic_warmup_updates < 0:
+            raise ValueError("--warmup-steps and --critic-warmup-updates must be >= 0")
+        if self.warmup_as_demos and (self.warmup_steps < 1 or self.demos is not None or self.expert_demos or self.hil != "none"):
+            raise ValueError("--warmup-as-demos needs --warmup-steps > 0 and no other demonstrations (--demos, --expert-demos, --hil)")
+        if self.critic_warmup_updates and self.algo != "sac":
+            raise ValueError("--critic-warmup-updates needs --algo sac (an actor-critic agent)")
         if self.num_envs > 1 and self.hil not in ("none", "simulated"):
             raise ValueError(f"--hil {self.hil} is one person at one device: use --num-envs 1 (the simulated human "
                              "works with any --num-envs)")

@@ -24,6 +24,7 @@ from robot_rl.envs import control_hz
 from robot_rl.train.collect import Collector
 from robot_rl.train.config import TrainConfig
 from robot_rl.train.evaluate import evaluate, evaluate_batched
+from robot_rl.train.init_from import CriticWarmup, updates_start_at, warmup_demos
 from robot_rl.train.logs import EpisodeWindow, Progress, RecentRate, RunLog, read_eval_csv
 from robot_rl.train.setup import (EVAL_SEED, build_agent, checkpoint, demo_directory, episode_task, make_demo_buffer,
                                   make_eval_env, make_train_envs, new_replay, prepare_run_dir, pretrain, restore, set_threads,
@@ -69,7 +70,7 @@ def _train_online(cfg: TrainConfig, run_dir, agent, demos, envs, eval_env, spec)
     run_log = RunLog(run_dir, _title(cfg), "env steps")
     progress, stats, rates = Progress(cfg.steps), EpisodeWindow(hil=human), (RecentRate(), RecentRate())
     rng, n = np.random.default_rng(cfg.env.seed), envs.num_envs
-    updates = 0
+    updates, warmup = 0, CriticWarmup(cfg.critic_warmup_updates)
     while step < cfg.steps:
         explore = step < cfg.random_steps
         finished = collector.step(lambda obs: rng.uniform(-1, 1, (n, agent.action_dim)) if explore else agent.act_batch(obs))
@@ -77,9 +78,11 @@ def _train_online(cfg: TrainConfig, run_dir, agent, demos, envs, eval_env, spec)
         for episode in finished:
             stats.add(episode)
             run_log.scalars(stats.metrics(episode), step)
-        if len(online) >= cfg.learning_starts:
+        if cfg.warmup_as_demos and demos is None and len(online) >= cfg.warmup_steps:
+            demos = warmup_demos(cfg, run_dir, spec, agent.action_dim)
+        if len(online) >= updates_start_at(cfg.learning_starts, cfg.warmup_steps):
             for _ in range(n):  # one update per transition: --num-envs keeps the update-to-data ratio
-                metrics = agent.update(sample_batch(online, demos, cfg.agent_config, cfg.demo_ratio))
+                metrics = warmup.update(agent, sample_batch(online, demos, cfg.agent_config, cfg.demo_ratio))
                 updates += 1
             if _crossed(step, n, cfg.log_every):
                 run_log.scalars({**metrics, "env/steps_per_s": rates[0](collector.steps), "train/updates_per_s": rates[1](updates)}, step)

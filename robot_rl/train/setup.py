@@ -29,6 +29,7 @@ from robot_rl.registry import lookup, lookup_backend
 from robot_rl.train.checkpoint import load_checkpoint, save_checkpoint
 from robot_rl.train.collect import add_intervention_segments
 from robot_rl.train.config import TrainConfig
+from robot_rl.train.init_from import load_pretrained_actor
 
 EVAL_SEED = 1_000_000  # evaluation starts are disjoint from training resets
 
@@ -94,7 +95,11 @@ def spaces_of(env: gym.Env | VectorEnv) -> tuple[ObsSpec, int]:
 
 
 def build_agent(cfg: TrainConfig, spec: ObsSpec, action_dim: int) -> Agent:
-    return make_agent(cfg.algo, spec, action_dim, cfg.agent_config, device=cfg.device, seed=cfg.env.seed)
+    """The ``--algo`` agent; with ``--init-from`` its actor holds the pre-trained weights (checked)."""
+    agent = make_agent(cfg.algo, spec, action_dim, cfg.agent_config, device=cfg.device, seed=cfg.env.seed)
+    if cfg.init_from is not None:
+        load_pretrained_actor(agent, cfg.init_from, cfg.env.task, cfg.env.options())
+    return agent
 
 
 # ------------------------------------------------------------------------------ run directory and data
