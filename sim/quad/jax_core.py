@@ -143,6 +143,16 @@ def _select(done: Any, reset: Any, stepped: Any) -> Any:
                         else a, reset, stepped)
 
 
+def goal_arrays(batch: QuadBatch, arrays: Any, control_hz: float) -> Any:
+    """What the task's array functions take as ``target_m``: the episode's target ``(N, 3)``, or for a
+    task whose goal moves (``arrays.timed``, e.g. tasks/quad/track.py) the episode's parameters drawn at
+    reset with the elapsed time [s] appended, ``(N, P + 1)``."""
+    if not getattr(arrays, "timed", False):
+        return batch.target_m
+    elapsed_s = batch.steps.astype(batch.target_m.dtype) / control_hz
+    return jnp.concatenate([batch.target_m, elapsed_s[:, None]], axis=-1)
+
+
 @functools.lru_cache(maxsize=16)
 def build(arrays: Any, max_steps: int, physics: JaxQuadConfig, num_envs: int, control_hz: float) -> tuple[Any, Any]:
     """The jitted ``reset(key)`` and ``step(batch, key, actions)`` for ``num_envs`` vehicles of a task
@@ -155,10 +165,11 @@ def build(arrays: Any, max_steps: int, physics: JaxQuadConfig, num_envs: int, co
     controller = dataclasses.replace(actions.controller, yaw_torque_per_thrust_m=physics.yaw_torque_per_thrust_m)
     delay_low, delay_high = physics.action_delay_steps
     n, history_steps = num_envs, getattr(arrays, "history_steps", 0)
+    uniform_size = getattr(arrays, "uniform_size", UNIFORM_SIZE)
 
     def fresh(key: Any) -> QuadBatch:
         k_init, k_params, k_delay = jax.random.split(key, 3)
-        target, pos, quat, vel, rates = arrays.initial(jax.random.uniform(k_init, (n, UNIFORM_SIZE), jnp.float32), jnp)
+        target, pos, quat, vel, rates = arrays.initial(jax.random.uniform(k_init, (n, uniform_size), jnp.float32), jnp)
         params, max_thrust = _draw_params(k_params, n, physics)
         hover_n = params.mass_kg * GRAVITY_M_S2 / 4.0  # flying: motors at hover thrust, rate loop at rest
         body = RigidState(pos, quat, vel, rates, jnp.broadcast_to(hover_n[:, None], (n, 4)))
@@ -170,7 +181,8 @@ def build(arrays: Any, max_steps: int, physics: JaxQuadConfig, num_envs: int, co
     def observe(batch: QuadBatch, key: Any) -> Any:
         b = batch.body
         history = batch.action_history if history_steps else None
-        obs = arrays.observe(b.pos_m, b.quat_wxyz, b.vel_m_s, b.rates_rad_s, batch.target_m, jnp, history)
+        obs = arrays.observe(b.pos_m, b.quat_wxyz, b.vel_m_s, b.rates_rad_s, goal_arrays(batch, arrays, control_hz),
+                             jnp, history)
         if physics.obs_noise_std > 0:
             obs = obs + physics.obs_noise_std * jax.random.normal(key, obs.shape, obs.dtype)
         return obs
@@ -211,8 +223,9 @@ def build(arrays: Any, max_steps: int, physics: JaxQuadConfig, num_envs: int, co
         terminated = arrays.terminated(s.pos_m, jnp)
         truncated = ~terminated & (stepped.steps >= max_steps)
         done = terminated | truncated
-        reward = arrays.reward(s.pos_m, s.quat_wxyz, s.vel_m_s, s.rates_rad_s, stepped.target_m, jnp)
-        success = arrays.success(s.pos_m, s.vel_m_s, stepped.target_m, jnp)
+        goal = goal_arrays(stepped, arrays, control_hz)
+        reward = arrays.reward(s.pos_m, s.quat_wxyz, s.vel_m_s, s.rates_rad_s, goal, jnp)
+        success = arrays.success(s.pos_m, s.vel_m_s, goal, jnp)
         final_obs = observe(stepped, k_final)
 
         def restart() -> tuple[QuadBatch, Any]:

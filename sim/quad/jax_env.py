@@ -35,7 +35,7 @@ import numpy as np
 
 from robot_rl.vector import require_state_obs
 from sim.jax_task_env import JittedTaskEnv
-from sim.quad.jax_core import JaxQuadConfig, build, privileged_arrays
+from sim.quad.jax_core import JaxQuadConfig, build, goal_arrays, privileged_arrays
 
 
 class QuadVectorEnv(JittedTaskEnv):
@@ -72,11 +72,11 @@ class QuadVectorEnv(JittedTaskEnv):
     def expert(self) -> Any:
         """``expert(batch) -> (N, 4)``: the task's scripted expert's action for every sub-env's true
         state and target (traceable; a fused loop's guide, see :mod:`robot_rl.fused.td3`)."""
-        arrays = self.arrays
+        arrays, control_hz = self.arrays, self.control_hz
 
         def expert(batch: Any) -> Any:
             b = batch.body
-            return arrays.expert(b.pos_m, b.quat_wxyz, b.vel_m_s, batch.target_m, jnp)
+            return arrays.expert(b.pos_m, b.quat_wxyz, b.vel_m_s, goal_arrays(batch, arrays, control_hz), jnp)
 
         return expert
 
@@ -96,11 +96,13 @@ class QuadVectorEnv(JittedTaskEnv):
     @property
     def vehicle_state(self) -> dict[str, np.ndarray]:
         """The true state per sub-env (privileged): ``pos_m``, ``quat_wxyz``, ``vel_m_s``,
-        ``rates_rad_s``, ``thrust_n`` (the motors'), ``target_m``."""
+        ``rates_rad_s``, ``thrust_n`` (the motors'), ``target_m`` (the episode's draw) and ``goal`` (what
+        the task's array functions take as ``target_m``: :func:`sim.quad.jax_core.goal_arrays`)."""
         if self._batch is None:
             raise RuntimeError("call reset() first")
         return {**{name: np.asarray(value) for name, value in self._batch.body._asdict().items()},
-                "target_m": np.asarray(self._batch.target_m)}
+                "target_m": np.asarray(self._batch.target_m),
+                "goal": np.asarray(goal_arrays(self._batch, self.arrays, self.control_hz))}
 
 
 def make_vector_env(task: Any, obs: str, num_envs: int, **options: Any) -> QuadVectorEnv:

@@ -13,4 +13,12 @@ TASKS = (
         description="reach and hold a target from random starts tilted up to 90 deg (thrust+rates residual on the "
                     "hover fallback, 500 steps at 100 Hz, position-controller expert)",
     ),
+    TaskEntry(
+        name="quad_track",
+        family="quadrotor",
+        entry_point="tasks.quad.track:make_task",
+        config="tasks.quad.track:QuadTrackConfig",
+        description="follow a figure-eight (Lissajous 1:2) in a horizontal plane from quad_hover's random starts "
+                    "(800 steps at 100 Hz, expert: the position controller with velocity/acceleration feed-forward)",
+    ),
 )

@@ -194,6 +194,7 @@ class HoverArrays:
 
     config: QuadHoverConfig
     actions: QuadActionArrays
+    uniform_size = UNIFORM_SIZE  # uniform samples ``initial`` maps per reset (a class constant, not a field)
 
     def initial(self, uniform: Any, xp: Any) -> tuple[Any, Any, Any, Any, Any]:
         c = self.config
@@ -269,16 +270,21 @@ class QuadHover(QuadTask):
     def reset(self, backend: Any, rng: np.random.Generator) -> QuadState:
         self.config.check_fence(backend.spec)
         if not isinstance(backend, QuadSceneControl):
-            raise TypeError(f"quad_hover resets by placing the vehicle (QuadSceneControl.set_state, a simulator's); "
+            raise TypeError(f"{self.name} resets by placing the vehicle (QuadSceneControl.set_state, a simulator's); "
                             f"{type(backend).__name__} cannot be placed")
         self._spec = backend.spec
-        target, pos, quat, vel, rates = self.arrays_for(backend.spec).initial(rng.uniform(size=UNIFORM_SIZE), np)
+        arrays = self.arrays_for(backend.spec)
+        target, pos, quat, vel, rates = arrays.initial(rng.uniform(size=arrays.uniform_size), np)
         backend.set_state(pos, quat, vel, rates)
         self.target_m = target
         self._history = self._no_history()
         if isinstance(backend, QuadTargetMarker):
-            backend.set_target_marker(target)
+            backend.set_target_marker(self.marker_m(target))
         return backend.read_state()
+
+    def marker_m(self, target: np.ndarray) -> np.ndarray:
+        """Where a simulator shows the episode's target (``reset`` draws ``target``): the target itself."""
+        return target
 
     def _bound(self) -> tuple[HoverArrays, np.ndarray]:
         if self.target_m is None or self._spec is None:
