@@ -16,15 +16,14 @@ for ``watchdog_s``: hold the pose) and the external-force and speed limits (hold
 next call raises :class:`~drivers.arm.fr3_safety.Fr3SafetyStop`).
 
 franky is imported in ``connect()`` only (``pip install -e ".[arm]"``); it cannot share a process
-with pylibfranka. Every native call that can block has a deadline.
+with pylibfranka. Every native call that can block has a deadline. What the Panda backend does alike
+(lifecycle, reset, safety stop, watchdog hold, reflex recovery) is in :mod:`drivers.arm.franka_base`.
 """
 
 from __future__ import annotations
 
 import atexit
 import dataclasses
-import logging
-import threading
 import time
 import traceback
 import weakref
@@ -34,18 +33,22 @@ import numpy as np
 
 from drivers.arm import fr3_constants as fr3
 from drivers.arm.fr3_config import Fr3Config, load_fr3_rig
-from drivers.arm.fr3_faults import FaultLatch, Fr3Monitor
 from drivers.arm.fr3_motions import (
-    ResetStalled, affine, call_with_deadline, drive_joints, import_franky, is_network_error, pose_wxyz, start_cartesian_tracking,
+    ResetStalled,
+    affine,
+    call_with_deadline,
+    drive_joints,
+    import_franky,
+    is_network_error,
+    pose_wxyz,
+    start_cartesian_tracking,
 )
-from drivers.arm.fr3_safety import Fr3ConnectionLost, Fr3Error, Fr3SafetyStop, Reflex, TcpFrame
-from drivers.arm.safety import checked_joint_pos, limit_target, speed_violation, wrench_violation
-from robot_rl.backends.arm import ArmSpec, ArmState, ArmTarget
-from robot_rl.backends.base import ConnectOnEnter
-from robot_rl.backends.watchdog import CommandWatchdog
-from robot_rl.rate import Rate
+from drivers.arm.fr3_safety import Fr3Error
+from drivers.arm.franka_base import FrankaArmBase, registry_config, rig_gripper
+from drivers.arm.safety import limit_target
+from robot_rl.backends.arm import ArmState, ArmTarget
+from robot_rl.backends.gripper import Gripper
 
-log = logging.getLogger(__name__)
 GRIPPER_SPEED_M_S = 0.1
 GRIPPER_DEADBAND_M = 0.002
 _OPEN: "weakref.WeakSet[Fr3Arm]" = weakref.WeakSet()
@@ -59,64 +62,22 @@ def _close_open_backends() -> None:
         backend.close()
 
 
-class Fr3Arm(ConnectOnEnter):
+class Fr3Arm(FrankaArmBase):
     """A Franka Research 3 (and the Franka Hand) behind the arm contract. Nothing happens in
     ``__init__``; ``connect()`` opens the robot. Use as a context manager."""
 
-    family = "arm"
+    robot_name = "FR3"
 
-    def __init__(self, config: Fr3Config, clock: Callable[[], float] = time.monotonic) -> None:
-        self.config, self._clock = config, clock
-        self._spec = ArmSpec(
-            dof=7, joint_limits_rad=np.array(fr3.JOINT_LIMITS_RAD),
-            workspace_low_m=np.asarray(config.workspace_low_m, dtype=np.float64),
-            workspace_high_m=np.asarray(config.workspace_high_m, dtype=np.float64),
-            gripper_max_width_m=fr3.HAND_MAX_WIDTH_M if config.gripper == "franka_hand" else 0.0,
-            cameras={}, max_step_m=config.max_step_m, max_step_rad=config.max_step_rad,
-            home_joint_pos_rad=np.asarray(config.reset_joint_pos_rad, dtype=np.float64),
-        )
-        self._frame = TcpFrame.from_reported(config.reported_ee_frame)
-        self._lock = threading.RLock()
-        self._watchdog = CommandWatchdog(config.watchdog_s, clock)
-        # franky's module, Robot, Gripper, running motion and pending gripper move (None until connected)
-        self._franky = self._robot = self._gripper = self._motion = self._gripper_future = None
+    def __init__(self, config: Fr3Config, clock: Callable[[], float] = time.monotonic,
+                 gripper: Gripper | None = None) -> None:
+        super().__init__(config, clock, fr3.JOINT_LIMITS_RAD, fr3.HAND_MAX_WIDTH_M, gripper)
+        # franky's module, Gripper, running motion and pending gripper move (None until connected)
+        self._franky = self._gripper = self._motion = self._gripper_future = None
         self._gripper_sent_m: float | None = None
-        self._faults = FaultLatch(config.max_reflex_recoveries, clock)
-        self.fault_event = self._faults.event  #: set when a fault is recorded (a test or a supervisor waits on it)
-        self._monitor = Fr3Monitor(self._monitor_once, self._lock, self._faults, config.monitor_hz)
-        self._holding = True
         self._last_command_s: float | None = None
-        self._rate: Rate | None = None
-        self._posture_rad = self._spec.home_joint_pos_rad  # the nullspace pulls toward the last reset pose
-        self.gain_set = config.gain_set
 
     # ------------------------------------------------------------------ lifecycle
-    @property
-    def spec(self) -> ArmSpec:
-        return self._spec
-
-    @property
-    def connected(self) -> bool:
-        return self._robot is not None
-
-    @property
-    def fault(self) -> Fr3Error | None:
-        """The fault that stops this backend now (None when it runs)."""
-        return self._faults.fault
-
-    @property
-    def reflexes(self) -> list[Reflex]:
-        """Every reflex that aborted a motion since ``connect()``, oldest first."""
-        return self._faults.reflexes
-
-    @property
-    def holding(self) -> bool:
-        """Whether the arm holds its pose (after ``stop()``, the watchdog or a safety stop)."""
-        return self._holding
-
-    def connect(self) -> None:
-        if self._robot is not None:
-            return
+    def _open(self) -> None:
         franky = self._franky = import_franky()
         realtime = franky.RealtimeConfig.Enforce if self.config.realtime == "enforce" else franky.RealtimeConfig.Ignore
         where = f"connecting to the FR3 at {self.config.host}"
@@ -132,29 +93,17 @@ class Fr3Arm(ConnectOnEnter):
         except BaseException:
             self._release()
             raise
-        self._faults.clear()
         _OPEN.add(self)
-        self._monitor.start()  # from now on: a fault before the first command is seen too
-
-    def close(self) -> None:
-        """Stop the monitor and the motion, and drop the connection (always safe to call)."""
-        self._monitor.stop()
-        with self._lock:
-            try:
-                if self._robot is not None and self._faults.recoverable:
-                    self._end_motion()
-            finally:
-                self._release()
-                _OPEN.discard(self)
 
     def _release(self) -> None:
         self._motion = self._gripper = self._gripper_future = self._robot = None  # the destructors disconnect
+        _OPEN.discard(self)
 
     # ------------------------------------------------------------------ state
     def read_state(self) -> ArmState:
         self._require()
         state = self._read_arm()
-        width = self._native(lambda: float(self._gripper.width)) if self._gripper is not None else 0.0
+        width = self._native(lambda: float(self._gripper.width)) if self._gripper is not None else self._component_width()
         return dataclasses.replace(state, gripper_width_m=width)
 
     def _read_arm(self) -> ArmState:
@@ -186,10 +135,7 @@ class Fr3Arm(ConnectOnEnter):
             traceback.clear_frames(err.__traceback__)
             if isinstance(err, Fr3Error) or not is_network_error(self._franky, err):
                 raise
-            lost = Fr3ConnectionLost(f"the FR3 at {self.config.host} stopped answering ({err}); the robot stops "
-                                     "on its own; reconnect after checking it")
-            self._faults.set(lost)
-            raise lost from err
+            raise self._lost(err) from err
 
     # ------------------------------------------------------------------ commands
     def command(self, target: ArmTarget) -> ArmTarget:
@@ -203,11 +149,11 @@ class Fr3Arm(ConnectOnEnter):
             self._raise_fault()
             self._check_safety(state)
             if self._motion is None:  # the first command after connect: impedance control starts here
-                self._start_tracking()
+                self._start_control()
             self._set_reference(executed.tcp_pos_m, executed.tcp_quat_wxyz)
             self._command_gripper(executed.gripper_width_m)
             self._watchdog.feed()
-            self._holding = False
+            self._set_holding(False)
         self._last_command_s = now
         return executed
 
@@ -218,6 +164,7 @@ class Fr3Arm(ConnectOnEnter):
 
     def _command_gripper(self, width_m: float) -> None:
         if self._gripper is None:
+            self._command_component(width_m)
             return
         busy = self._gripper_future is not None and not self._gripper_future.wait(0.0)
         if busy or (self._gripper_sent_m is not None and abs(width_m - self._gripper_sent_m) < GRIPPER_DEADBAND_M):
@@ -230,73 +177,30 @@ class Fr3Arm(ConnectOnEnter):
         connection there is nothing to send: the robot has stopped itself."""
         with self._lock:
             if self._robot is None or not self._faults.recoverable or self._motion is None:
-                self._holding = True
+                self._set_holding(True)
                 return
             state = self._read_arm()
             self._set_reference(state.tcp_pos_m, state.tcp_quat_wxyz)
-            self._holding = True
+            self._set_holding(True)
 
-    def set_gains(self, name: str) -> None:
-        """Switch to the gain set ``name`` (e.g. ``"compliant"``, ``"precise"``) holding the pose."""
-        if name not in self.config.gains:
-            raise ValueError(f"unknown gain set {name!r}; this rig has {sorted(self.config.gains)}")
-        self._raise_fault()
-        with self._lock:
-            self.gain_set = name
-            if self._motion is not None:
-                self._end_motion()
-                self._start_tracking()
-            self._holding = True
+    def _apply_gains(self) -> None:
+        """franky's tracking motion takes its gains at start: restart it; the arm holds the pose."""
+        if self._motion is not None:
+            self._end_control()
+            self._start_control()
+        self._set_holding(True)
 
-    def sync(self, period_s: float) -> None:
-        """Wait until ``period_s`` has passed since the previous ``sync`` (targets stay set)."""
-        if self._rate is None or abs(self._rate.period - period_s) > 1e-9:
-            self._rate = Rate(1.0 / period_s)
-        self._rate.sleep()
-        self._raise_fault()
-
-    def reset(self, joint_pos_rad: np.ndarray | None = None, target: ArmTarget | None = None) -> ArmState:
-        """Drive to ``joint_pos_rad`` (default: the rig's reset pose) with a joint motion, clear
-        safety stops and the reflex count, resume impedance control; then go to ``target`` if given."""
-        q = checked_joint_pos(self._spec.home_joint_pos_rad if joint_pos_rad is None else joint_pos_rad, self._spec)
-        self._require()
-        if not self._faults.recoverable:
-            raise self._faults.fault
-        with self._lock:
-            self._end_motion()
-            self._run_joint_motion(q)
-            self._posture_rad = q
-            self._faults.clear()
-            self._faults.recoveries = 0
-            self._start_tracking()
-            self._holding, self._last_command_s = True, None
-        if target is not None:
-            self._approach(target)
-        return self.read_state()
-
-    def _approach(self, target: ArmTarget, timeout_s: float = 5.0, tolerance_m: float = 0.005) -> None:
-        """Command ``target`` every period until the TCP is within ``tolerance_m`` (or time is up)."""
-        rate, deadline = Rate(20.0), self._clock() + timeout_s
-        while self._clock() < deadline:
-            sent = self.command(target)
-            if np.linalg.norm(sent.tcp_pos_m - self.read_state().tcp_pos_m) < tolerance_m and np.allclose(
-                    sent.tcp_pos_m, target.tcp_pos_m, atol=1e-9):
-                return
-            rate.sleep()
-        log.warning("FR3 reset: TCP did not reach %s within %.1f s", np.round(target.tcp_pos_m, 3), timeout_s)
-
-    def render(self, camera: str, height: int | None = None, width: int | None = None) -> np.ndarray:
-        raise ValueError(f"the FR3 backend has no camera {camera!r}: a rig's cameras are the [cameras] tables of "
-                         "its rig file (drivers.cameras.rig)")
+    def _on_reset(self) -> None:
+        self._last_command_s = None  # the first command after a reset steps as after a watchdog period
 
     # ------------------------------------------------------------------ motions (lock held)
-    def _start_tracking(self) -> None:
+    def _start_control(self) -> None:
         gains = self.config.gains[self.gain_set]
         self._motion = self._native(lambda: start_cartesian_tracking(
             self._franky, self._robot, gains, self._posture_rad, self.config.nullspace_stiffness_nm_rad,
             self.config.max_torque_rate_nm_s))
 
-    def _end_motion(self) -> None:
+    def _end_control(self) -> None:
         """Preempt the running motion and wait for it to end (its 'preempted' exception is expected)."""
         if self._motion is None:
             return
@@ -343,45 +247,17 @@ class Fr3Arm(ConnectOnEnter):
                 return
             if not self._robot.is_in_control:  # just ended: the next poll says why (a state read now would block ~1 s)
                 return
-            if self._watchdog.expired() and not self._holding:
-                log.info("FR3: no fresh command for %.0f ms: holding the pose", self._watchdog.age_s() * 1e3)
-                self.stop()
+            self._hold_if_stale()
         if self._faults.fault is None:
             self._check_safety(self._read_arm())
 
-    def _check_safety(self, state: ArmState) -> None:
-        """Hold the pose and raise :class:`Fr3SafetyStop` if the force or speed limit is exceeded."""
-        problem = (wrench_violation(state.ext_wrench_n_nm, self.config.max_external_force_n, self.config.max_external_torque_nm)
-                   or speed_violation(state.tcp_linvel_m_s, self.config.max_measured_tcp_speed_m_s))
-        if problem:
-            self.stop()
-            stop = Fr3SafetyStop(f"FR3 safety stop: {problem}; holding the pose; reset() to go on")
-            self._faults.set(stop)
-            raise stop
-
-    def _on_reflex(self, err: Exception, resume: bool = True) -> None:
-        """A reflex aborted the motion: record it, recover (bounded) and (``resume``) hold the pose again."""
+    def _drop_control(self) -> None:
         self._motion = None
-        names = self._faults.record_reflex(err)  # raises Fr3ReflexError when the recoveries are spent
-        self._recover(f"reflex {list(names)}")
-        if resume:
-            self._start_tracking()
-            self._holding = True
-
-    def _raise_fault(self) -> None:
-        self._require()
-        self._faults.raise_if_set()
-
-    def _require(self) -> None:
-        if self._robot is None:
-            raise RuntimeError("the FR3 backend is not connected: call connect() or use 'with backend:'")
 
 
 def make_backend(task: Any, obs: str, rig: str | None = None, **options: Any) -> Fr3Arm:
     """Registry entry point: the FR3 of the rig file ``rig`` (options are :class:`Fr3Config` fields
-    and win over the file). Camera observations come from the rig's cameras, not from this backend."""
-    if obs != "state":
-        raise NotImplementedError(f"obs={obs!r}: the FR3 backend serves state observations; pixel observations "
-                                  "need the rig's cameras wired into the env, which is not done yet")
-    config = load_fr3_rig(rig, **options) if rig is not None else Fr3Config(**options)
-    return Fr3Arm(config)
+    and win over the file), with the rig's ``[gripper.<kind>]`` in place of the Franka Hand if it has one.
+    Camera observations come from the rig's cameras, not from this backend."""
+    return Fr3Arm(registry_config(Fr3Arm.robot_name, obs, rig, options, load_fr3_rig, Fr3Config),
+                  gripper=rig_gripper(rig))

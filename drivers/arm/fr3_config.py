@@ -128,15 +128,21 @@ class Fr3Config:
     realtime: str = "enforce"
     rig: str | None = None
 
+    # not fields: what a subclass for another Franka robot (PandaConfig) changes
+    _section = SECTION  # the rig file's table
+    _robot = "FR3"  # names the robot in messages
+    _joint_limits_rad = fr3.JOINT_LIMITS_RAD  # the reset pose must lie within them
+
     def __post_init__(self) -> None:
+        cls_name = type(self).__name__
         if not isinstance(self.host, str) or not self.host:
-            raise ValueError("Fr3Config.host must name the robot's FCI address (rig file [arm.fr3] host = ...)")
+            raise ValueError(f"{cls_name}.host must name the robot's FCI address (rig file [{self._section}] host = ...)")
         _choice(self, "reported_ee_frame", REPORTED_EE_FRAMES)
         _choice(self, "realtime", ("enforce", "ignore"))
         if self.gripper not in GRIPPERS:
-            raise NotImplementedError(f"Fr3Config.gripper {self.gripper!r}: the FR3 backend drives {list(GRIPPERS)}; "
-                                      "another gripper (e.g. a Robotiq 2F) needs its own gripper driver")
-        self._check_joint_pos()
+            raise NotImplementedError(f"{cls_name}.gripper {self.gripper!r}: the {self._robot} backend drives "
+                                      f"{list(GRIPPERS)}; another gripper (e.g. a Robotiq 2F) needs its own gripper driver")
+        check_joint_pos(self, self._joint_limits_rad, self._robot)
         low, high = (_vector(self, name, 3) for name in ("workspace_low_m", "workspace_high_m"))
         if any(lo >= hi for lo, hi in zip(low, high)):
             raise ValueError(f"Fr3Config.workspace_low_m {low} must be below workspace_high_m {high} on every axis")
@@ -153,12 +159,14 @@ class Fr3Config:
             raise ValueError(f"Fr3Config.gains must map names to GainSet, got {self.gains!r}")
         _choice(self, "gain_set", tuple(self.gains))
 
-    def _check_joint_pos(self) -> None:
-        q = _vector(self, "reset_joint_pos_rad", 7)
-        outside = [i + 1 for i, (v, (lo, hi)) in enumerate(zip(q, fr3.JOINT_LIMITS_RAD)) if not lo <= v <= hi]
-        if outside:
-            raise ValueError(f"Fr3Config.reset_joint_pos_rad {q}: joints {outside} are outside the FR3 joint limits "
-                             f"{fr3.JOINT_LIMITS_RAD.tolist()}")
+
+def check_joint_pos(config: Any, joint_limits_rad: Any, robot: str) -> None:
+    """A ValueError unless ``config.reset_joint_pos_rad`` is 7 finite values within ``joint_limits_rad``."""
+    q = _vector(config, "reset_joint_pos_rad", 7)
+    outside = [i + 1 for i, (v, (lo, hi)) in enumerate(zip(q, joint_limits_rad)) if not lo <= v <= hi]
+    if outside:
+        raise ValueError(f"{type(config).__name__}.reset_joint_pos_rad {q}: joints {outside} are outside the {robot} "
+                         f"joint limits {joint_limits_rad.tolist()}")
 
 
 def load_fr3_rig(path: str | os.PathLike, **overrides: Any) -> Fr3Config:
@@ -168,18 +176,28 @@ def load_fr3_rig(path: str | os.PathLike, **overrides: Any) -> Fr3Config:
 
 def parse_fr3_table(table: Mapping[str, Any], path: str | os.PathLike = "<rig>") -> Fr3Config:
     """Validate a parsed ``[arm.fr3]`` table; errors name ``path`` and the field."""
-    values = dict(table)
+    return parse_franka_table(Fr3Config, table, path, Fr3RigError)
+
+
+def parse_franka_table(config_cls: type[Fr3Config], table: Mapping[str, Any], path: str | os.PathLike,
+                       error: type[ValueError]) -> Any:
+    """A Franka config (``config_cls``: Fr3Config or a subclass) from its parsed rig table
+    (``[<section>.gains.<name>]`` tables add or replace gain sets); ``error`` names ``path`` and the field."""
+    section, values = config_cls._section, dict(table)
     if "gains" in values:
-        values["gains"] = {**DEFAULT_GAINS, **{name: _gain_set(name, g, path) for name, g in dict(values["gains"]).items()}}
-    return build_rig_config(Fr3Config, values, path, SECTION, Fr3RigError)
+        if not isinstance(values["gains"], Mapping):
+            raise error(f"{path}: [{section}.gains] must be a table of gain sets")
+        values["gains"] = {**DEFAULT_GAINS, **{name: _gain_set(name, g, path, section, error)
+                                               for name, g in values["gains"].items()}}
+    return build_rig_config(config_cls, values, path, section, error)
 
 
-def _gain_set(name: str, table: Any, path: str | os.PathLike) -> GainSet:
+def _gain_set(name: str, table: Any, path: str | os.PathLike, section: str, error: type[ValueError]) -> GainSet:
     if isinstance(table, GainSet):
         return table
     if not isinstance(table, Mapping):
-        raise Fr3RigError(f"{path}: [arm.fr3.gains.{name}] must be a table")
+        raise error(f"{path}: [{section}.gains.{name}] must be a table")
     try:
         return GainSet(**table)
     except (TypeError, ValueError) as err:
-        raise Fr3RigError(f"{path}: [arm.fr3.gains.{name}]: {err}") from err
+        raise error(f"{path}: [{section}.gains.{name}]: {err}") from err

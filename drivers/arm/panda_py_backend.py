@@ -23,100 +23,60 @@ backend's, so a supervisor handles both arms alike.
 
 panda-python is imported in ``connect()`` only (``pip install -e ".[panda]"``), through the
 ``library`` factory (tests pass fakes at that boundary). Every native call that can block has a deadline.
+What the FR3 backend does alike (lifecycle, reset, safety stop, watchdog hold, reflex recovery) is in
+:mod:`drivers.arm.franka_base`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import logging
 import math
-import threading
 import time
 from typing import Any, Callable
 
 import numpy as np
 
 from drivers.arm import panda
-from drivers.arm.fr3_faults import FaultLatch, Fr3Monitor
 from drivers.arm.fr3_motions import call_with_deadline
-from drivers.arm.fr3_safety import Fr3ConnectionLost, Fr3Error, Fr3SafetyStop, Reflex, TcpFrame
-from drivers.arm.safety import checked_joint_pos, limit_target, speed_violation, wrench_violation
+from drivers.arm.fr3_safety import Fr3Error, Fr3SafetyStop
+from drivers.arm.franka_base import FrankaArmBase, registry_config, rig_gripper
 from drivers.arm.panda_py_config import PandaConfig, load_panda_rig
 from drivers.arm.panda_py_hand import PandaPyHand
 from drivers.arm.panda_py_motion import (
-    PandaPyLibrary, control_error_kind, impedance_matrix, import_panda_py, pose_from_o_t_ee, reference_toward, tcp_twist, xyzw,
+    PandaPyLibrary,
+    control_error_kind,
+    impedance_matrix,
+    import_panda_py,
+    pose_from_o_t_ee,
+    reference_toward,
+    tcp_twist,
+    xyzw,
 )
-from robot_rl.backends.arm import ArmSpec, ArmState, ArmTarget
-from robot_rl.backends.base import ConnectOnEnter
-from robot_rl.backends.watchdog import CommandWatchdog
-from robot_rl.rate import Rate
+from drivers.arm.safety import limit_target
+from robot_rl.backends.arm import ArmState, ArmTarget
+from robot_rl.backends.gripper import Gripper
 
-log = logging.getLogger(__name__)
 STOP_CONTROLLER_TIMEOUT_S = 2.0
 
 
-class PandaPyArm(ConnectOnEnter):
+class PandaPyArm(FrankaArmBase):
     """A Franka Panda (and the Franka Hand) behind the arm contract. Nothing happens in
     ``__init__``; ``connect()`` opens the robot. Use as a context manager."""
 
-    family = "arm"
+    robot_name = "Panda"
 
     def __init__(self, config: PandaConfig, library: Callable[[], PandaPyLibrary] = import_panda_py,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.config, self._library, self._clock = config, library, clock
-        self._spec = ArmSpec(
-            dof=7, joint_limits_rad=np.array(panda.JOINT_LIMITS_RAD),
-            workspace_low_m=np.asarray(config.workspace_low_m, dtype=np.float64),
-            workspace_high_m=np.asarray(config.workspace_high_m, dtype=np.float64),
-            gripper_max_width_m=panda.GRIPPER_MAX_WIDTH_M if config.gripper == "franka_hand" else 0.0,
-            cameras={}, max_step_m=config.max_step_m, max_step_rad=config.max_step_rad,
-            home_joint_pos_rad=np.asarray(config.reset_joint_pos_rad, dtype=np.float64),
-        )
-        self._frame = TcpFrame.from_reported(config.reported_ee_frame)
-        self._lock = threading.RLock()
-        self._watchdog = CommandWatchdog(config.watchdog_s, clock)
+                 clock: Callable[[], float] = time.monotonic, gripper: Gripper | None = None) -> None:
+        super().__init__(config, clock, panda.JOINT_LIMITS_RAD, panda.GRIPPER_MAX_WIDTH_M, gripper)
+        self._library = library
         self._lib: PandaPyLibrary | None = None
-        self._robot: Any = None  # panda_py.Panda
-        self._controller: Any = None  # the running CartesianImpedance
+        self._controller: Any = None  # the running CartesianImpedance (self._robot: the panda_py.Panda)
         self._hand: PandaPyHand | None = None
         self._goal: tuple[np.ndarray, np.ndarray] | None = None  # TCP goal (base frame) the reference heads for
         self._reference: tuple[np.ndarray, float] | None = None  # the last reference's TCP position, and when
-        self._faults = FaultLatch(config.max_reflex_recoveries, clock, robot="Panda")  # shared with the FR3 backend
-        self.fault_event = self._faults.event  #: set when a fault is recorded (a test or a supervisor waits on it)
-        self._monitor = Fr3Monitor(self._monitor_once, self._lock, self._faults, config.monitor_hz)
-        self.hold_event = threading.Event()  #: set whenever the arm starts holding its pose
-        self._rate: Rate | None = None
-        self._posture_rad = self._spec.home_joint_pos_rad  # the nullspace pulls toward the last reset pose
-        self.gain_set = config.gain_set
-        self._set_holding(True)
 
     # ------------------------------------------------------------------ lifecycle
-    @property
-    def spec(self) -> ArmSpec:
-        return self._spec
-
-    @property
-    def connected(self) -> bool:
-        return self._robot is not None
-
-    @property
-    def fault(self) -> Fr3Error | None:
-        """The fault that stops this backend now (None when it runs)."""
-        return self._faults.fault
-
-    @property
-    def reflexes(self) -> list[Reflex]:
-        """Every reflex that aborted a motion since ``connect()``, oldest first."""
-        return self._faults.reflexes
-
-    @property
-    def holding(self) -> bool:
-        """Whether the arm holds its pose (after ``stop()``, the watchdog or a safety stop)."""
-        return self._holding
-
-    def connect(self) -> None:
-        if self._robot is not None:
-            return
+    def _open(self) -> None:
         lib = self._lib = self._library()
         realtime = lib.realtime_enforce if self.config.realtime == "enforce" else lib.realtime_ignore
         self._robot = call_with_deadline(lambda: lib.Panda(self.config.host, "panda", realtime),
@@ -130,18 +90,6 @@ class PandaPyArm(ConnectOnEnter):
         except BaseException:
             self._release()
             raise
-        self._faults.clear()
-        self._monitor.start()
-
-    def close(self) -> None:
-        """Stop the monitor, the controller and the hand, and drop the connection (always safe to call)."""
-        self._monitor.stop()
-        with self._lock:
-            try:
-                if self._robot is not None and self._faults.recoverable:
-                    self._end_control()
-            finally:
-                self._release()
 
     def _release(self) -> None:
         if self._hand is not None:
@@ -152,7 +100,8 @@ class PandaPyArm(ConnectOnEnter):
     def read_state(self) -> ArmState:
         self._require()
         state = self._read_arm()
-        return dataclasses.replace(state, gripper_width_m=self._hand.read_width()) if self._hand is not None else state
+        width = self._hand.read_width() if self._hand is not None else self._component_width()
+        return dataclasses.replace(state, gripper_width_m=width)
 
     def _read_arm(self) -> ArmState:
         state = self._native(self._robot.get_state)
@@ -172,12 +121,6 @@ class PandaPyArm(ConnectOnEnter):
                 raise
             raise self._lost(err) from err
 
-    def _lost(self, err: BaseException) -> Fr3ConnectionLost:
-        lost = Fr3ConnectionLost(f"the Panda at {self.config.host} stopped answering ({err}); the robot stops on its "
-                                 "own; reconnect after checking it")
-        self._faults.set(lost)
-        return lost
-
     # ------------------------------------------------------------------ commands
     def command(self, target: ArmTarget) -> ArmTarget:
         """Limit ``target`` (box, step, speed), make it the goal of the impedance reference, return it."""
@@ -189,11 +132,13 @@ class PandaPyArm(ConnectOnEnter):
             self._raise_fault()
             self._check_safety(state)
             if self._controller is None:  # the first command after connect: impedance control starts here
-                self._start_controller()
+                self._start_control()
             self._goal = (executed.tcp_pos_m, executed.tcp_quat_wxyz)
             self._track(state)
             if self._hand is not None:
                 self._hand.command_width(executed.gripper_width_m)
+            else:
+                self._command_component(executed.gripper_width_m)
             self._watchdog.feed()
             self._set_holding(False)
         return executed
@@ -220,48 +165,13 @@ class PandaPyArm(ConnectOnEnter):
                 self._track(state)
             self._set_holding(True)
 
-    def set_gains(self, name: str) -> None:
-        """Switch to the gain set ``name`` (e.g. ``"compliant"``, ``"precise"``) without stopping the controller."""
-        if name not in self.config.gains:
-            raise ValueError(f"unknown gain set {name!r}; this rig has {sorted(self.config.gains)}")
-        self._raise_fault()
-        with self._lock:
-            self.gain_set = name
-            if self._controller is not None:
-                self._native(lambda: self._controller.set_impedance(impedance_matrix(self.config.gains[name])))
-
-    def sync(self, period_s: float) -> None:
-        """Wait until ``period_s`` has passed since the previous ``sync`` (the goal stays set)."""
-        if self._rate is None or abs(self._rate.period - period_s) > 1e-9:
-            self._rate = Rate(1.0 / period_s)
-        self._rate.sleep()
-        self._raise_fault()
-
-    def reset(self, joint_pos_rad: np.ndarray | None = None, target: ArmTarget | None = None) -> ArmState:
-        """Drive to ``joint_pos_rad`` (default: the rig's reset pose) with panda-python's joint motion,
-        clear safety stops and the reflex count, resume impedance control; then go to ``target`` if given."""
-        q = checked_joint_pos(self._spec.home_joint_pos_rad if joint_pos_rad is None else joint_pos_rad, self._spec)
-        self._require()
-        if not self._faults.recoverable:
-            raise self._faults.fault
-        with self._lock:
-            self._end_control()
-            self._run_joint_motion(q)
-            self._posture_rad = q
-            self._faults.clear()
-            self._faults.recoveries = 0
-            self._start_controller()
-            self._set_holding(True)
-        if target is not None:
-            approach(self, target, self._clock)
-        return self.read_state()
-
-    def render(self, camera: str, height: int | None = None, width: int | None = None) -> np.ndarray:
-        raise ValueError(f"the Panda backend has no camera {camera!r}: a rig's cameras are the [cameras] tables of "
-                         "its rig file (drivers.cameras.rig)")
+    def _apply_gains(self) -> None:
+        """The running controller takes the new impedance at once (it is not stopped)."""
+        if self._controller is not None:
+            self._native(lambda: self._controller.set_impedance(impedance_matrix(self.config.gains[self.gain_set])))
 
     # ------------------------------------------------------------------ controllers (lock held)
-    def _start_controller(self) -> None:
+    def _start_control(self) -> None:
         """Start Cartesian impedance holding the current pose (panda-python recovers errors first)."""
         gains = self.config.gains[self.gain_set]
         controller = self._lib.CartesianImpedance(
@@ -317,67 +227,25 @@ class PandaPyArm(ConnectOnEnter):
         if not running:
             raise Fr3SafetyStop("the Panda's control loop ended without an error (another client took control?); "
                                 "reset() to go on")
-        if self._watchdog.expired() and not self._holding:
-            log.info("Panda: no fresh command for %.0f ms: holding the pose", self._watchdog.age_s() * 1e3)
-            self.stop()
+        self._hold_if_stale()
         state = self._read_arm()
         if self._faults.fault is None:
             self._check_safety(state)
         self._track(state)
-
-    def _check_safety(self, state: ArmState) -> None:
-        """Hold the pose and raise :class:`Fr3SafetyStop` if the force or speed limit is exceeded."""
-        problem = (wrench_violation(state.ext_wrench_n_nm, self.config.max_external_force_n, self.config.max_external_torque_nm)
-                   or speed_violation(state.tcp_linvel_m_s, self.config.max_measured_tcp_speed_m_s))
-        if problem:
-            self.stop()
-            stop = Fr3SafetyStop(f"Panda safety stop: {problem}; holding the pose; reset() to go on")
-            self._faults.set(stop)
-            raise stop
 
     def _on_control_error(self, err: RuntimeError, resume: bool = True) -> None:
         """libfranka ended the control loop: a lost link is a fault; a reflex is recorded, recovered
         (bounded) and (``resume``) impedance control restarts holding the pose."""
         if control_error_kind(str(err)) == "network":
             raise self._lost(err) from err
+        self._on_reflex(err, resume)
+
+    def _drop_control(self) -> None:
         self._controller = self._goal = None
-        names = self._faults.record_reflex(err)  # raises Fr3ReflexError when the recoveries are spent
-        self._recover(f"reflex {list(names)}")
-        if resume:
-            self._start_controller()
-            self._set_holding(True)
-
-    def _set_holding(self, holding: bool) -> None:
-        self._holding = holding
-        (self.hold_event.set if holding else self.hold_event.clear)()
-
-    def _raise_fault(self) -> None:
-        self._require()
-        self._faults.raise_if_set()
-
-    def _require(self) -> None:
-        if self._robot is None:
-            raise RuntimeError("the Panda backend is not connected: call connect() or use 'with backend:'")
-
-
-def approach(backend: Any, target: ArmTarget, clock: Callable[[], float], timeout_s: float = 5.0,
-             tolerance_m: float = 0.005) -> None:
-    """Command ``target`` every 50 ms until the TCP is within ``tolerance_m`` of it (or time is up)."""
-    rate, deadline = Rate(20.0, clock=clock), clock() + timeout_s
-    while clock() < deadline:
-        sent = backend.command(target)
-        if np.linalg.norm(sent.tcp_pos_m - backend.read_state().tcp_pos_m) < tolerance_m and np.allclose(
-                sent.tcp_pos_m, target.tcp_pos_m, atol=1e-9):
-            return
-        rate.sleep()
-    log.warning("reset: TCP did not reach %s within %.1f s", np.round(target.tcp_pos_m, 3), timeout_s)
 
 
 def make_backend(task: Any, obs: str, rig: str | None = None, **options: Any) -> PandaPyArm:
     """Registry entry point: the Panda of the rig file ``rig`` (options are :class:`PandaConfig` fields
     and win over the file). Camera observations come from the rig's cameras, not from this backend."""
-    if obs != "state":
-        raise NotImplementedError(f"obs={obs!r}: the Panda backend serves state observations; pixel observations "
-                                  "need the rig's cameras wired into the env, which is not done yet")
-    config = load_panda_rig(rig, **options) if rig is not None else PandaConfig(**options)
-    return PandaPyArm(config)
+    return PandaPyArm(registry_config(PandaPyArm.robot_name, obs, rig, options, load_panda_rig, PandaConfig),
+                      gripper=rig_gripper(rig))

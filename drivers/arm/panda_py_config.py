@@ -12,12 +12,10 @@ Panda's joint limits and panda-python's controller settings added. Example::
     workspace_low_m = [0.3, -0.25, 0.02]
     workspace_high_m = [0.7, 0.25, 0.45]
     gain_set = "compliant"
+    damping_ratio = 1.0
 
-    [arm.panda.gains.precise]            # replaces the built-in "precise" set
-    stiffness_pos_n_m = 2500.0
-    stiffness_rot_nm_rad = 120.0
-    clip_pos_m = 0.008
-    clip_rot_rad = 0.05
+``[arm.panda.gains.<name>]`` tables add or replace gain sets, as ``[arm.fr3.gains.<name>]`` do
+(:mod:`drivers.arm.fr3_config`); the parsing is shared (:func:`~drivers.arm.fr3_config.parse_franka_table`).
 """
 
 from __future__ import annotations
@@ -27,8 +25,8 @@ import os
 from typing import Any, Mapping
 
 from drivers.arm import panda
-from drivers.arm.fr3_config import DEFAULT_GAINS, GRIPPERS, Fr3Config, GainSet
-from robot_rl.rig import build_rig_config, float_vector, read_rig_table
+from drivers.arm.fr3_config import Fr3Config, parse_franka_table
+from robot_rl.rig import read_rig_table
 from robot_rl.backends.checks import check_range
 
 SECTION = "arm.panda"
@@ -55,23 +53,15 @@ class PandaConfig(Fr3Config):
     filter_coeff: float = 1.0
     gripper_speed_m_s: float = 0.1
 
+    _section = SECTION
+    _robot = "Panda"
+    _joint_limits_rad = panda.JOINT_LIMITS_RAD
+
     def __post_init__(self) -> None:
-        if not isinstance(self.host, str) or not self.host:
-            raise ValueError(f"PandaConfig.host must name the robot's FCI address (rig file [{SECTION}] host = ...)")
-        if self.gripper not in GRIPPERS:
-            raise NotImplementedError(f"PandaConfig.gripper {self.gripper!r}: the Panda backend drives {list(GRIPPERS)}; "
-                                      "another gripper (e.g. a Robotiq 2F) needs its own gripper driver")
         super().__post_init__()
         check_range(self, "damping_ratio", 0.1, 2.0)
         check_range(self, "filter_coeff", 0.0, 1.0, low_open=True)
         check_range(self, "gripper_speed_m_s", 0.0, 0.2, low_open=True)
-
-    def _check_joint_pos(self) -> None:
-        q = float_vector(self, "reset_joint_pos_rad", 7)
-        outside = [i + 1 for i, (v, (lo, hi)) in enumerate(zip(q, panda.JOINT_LIMITS_RAD)) if not lo <= v <= hi]
-        if outside:
-            raise ValueError(f"PandaConfig.reset_joint_pos_rad {q}: joints {outside} are outside the Panda joint limits "
-                             f"{panda.JOINT_LIMITS_RAD.tolist()}")
 
 
 def load_panda_rig(path: str | os.PathLike, **overrides: Any) -> PandaConfig:
@@ -82,20 +72,4 @@ def load_panda_rig(path: str | os.PathLike, **overrides: Any) -> PandaConfig:
 def parse_panda_table(table: Mapping[str, Any], path: str | os.PathLike = "<rig>") -> PandaConfig:
     """Validate a parsed ``[arm.panda]`` table (``[arm.panda.gains.<name>]`` tables add or replace
     gain sets); errors name ``path`` and the field."""
-    values = dict(table)
-    if "gains" in values:
-        if not isinstance(values["gains"], Mapping):
-            raise PandaRigError(f"{path}: [{SECTION}.gains] must be a table of gain sets")
-        values["gains"] = {**DEFAULT_GAINS, **{name: _gain_set(name, g, path) for name, g in values["gains"].items()}}
-    return build_rig_config(PandaConfig, values, path, SECTION, PandaRigError)
-
-
-def _gain_set(name: str, table: Any, path: str | os.PathLike) -> GainSet:
-    if isinstance(table, GainSet):
-        return table
-    if not isinstance(table, Mapping):
-        raise PandaRigError(f"{path}: [{SECTION}.gains.{name}] must be a table")
-    try:
-        return GainSet(**table)
-    except (TypeError, ValueError) as err:
-        raise PandaRigError(f"{path}: [{SECTION}.gains.{name}]: {err}") from err
+    return parse_franka_table(PandaConfig, table, path, PandaRigError)
