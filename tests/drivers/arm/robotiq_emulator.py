@@ -21,13 +21,10 @@ Hostile modes: ``silent`` (no replies), ``corrupt_replies`` (a wrong CRC), ``van
 from __future__ import annotations
 
 import dataclasses
-import os
-import select
 import struct
-import threading
 import time
-import tty
-from collections.abc import Callable
+
+from robot_rl.testing.pty_peer import PtyPeer
 
 OUTPUT_FIRST, OUTPUT_LAST = 0x03E8, 0x03EF  # 8 registers = Robot Output bytes 0..15
 STATUS_FIRST, STATUS_LAST = 0x07D0, 0x07D7
@@ -67,15 +64,13 @@ class Written:
         return bool(self.action & 0x08)
 
 
-class RobotiqEmulator:
+class RobotiqEmulator(PtyPeer):
     """The emulated gripper (module docstring). ``port`` is the device path the driver opens."""
 
     def __init__(self, slave_id: int = 9, stroke_m: float = 0.085, open_end: int = 0, closed_end: int = 255,
                  speed_range_m_s: tuple[float, float] = (0.020, 0.150), activation_time_s: float = 0.1,
                  comm_timeout_s: float | None = None) -> None:
-        self._master, self._slave = os.openpty()
-        tty.setraw(self._slave)
-        self.port = os.ttyname(self._slave)
+        super().__init__(thread_name="robotiq-emulator", poll_s=0.002)
         self.slave_id, self.stroke_m, self.open_end, self.closed_end = slave_id, stroke_m, open_end, closed_end
         self.speed_range_m_s, self.activation_time_s, self.comm_timeout_s = speed_range_m_s, activation_time_s, comm_timeout_s
         self.output = bytearray(16)  # Robot Output bytes as last written
@@ -86,38 +81,8 @@ class RobotiqEmulator:
         self.reads = self.rejected_frames = self.steps = 0
         self._activation_done_s = 0.0
         self._last_frame_s = self._stamp_s = time.monotonic()
-        self._buffer = b""
-        self._cond = threading.Condition()
-        self._running = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="robotiq-emulator", daemon=True)
 
-    # ------------------------------------------------------------------ test side
-    def start(self) -> RobotiqEmulator:
-        self._running.set()
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._running.clear()
-        if self._thread.is_alive():
-            self._thread.join(2.0)
-        for fd in (self._master, self._slave):
-            _close(fd)
-
-    __enter__ = start
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def vanish(self) -> None:
-        """The USB adapter is pulled: the master end closes; the driver's next read or write fails."""
-        self.stop()
-
-    def wait_for(self, predicate: Callable[[], bool], timeout_s: float = 2.0) -> bool:
-        """Whether ``predicate`` became true within ``timeout_s`` (checked at every frame and model step)."""
-        with self._cond:
-            return self._cond.wait_for(predicate, timeout_s)
-
+    # ------------------------------------------------------------------ test side (start, stop, vanish, wait_for: PtyPeer)
     def inject_fault(self, code: int) -> None:
         with self._cond:
             self.fault = code
@@ -126,18 +91,7 @@ class RobotiqEmulator:
         """The position byte at which the fingers are ``width_m`` apart (this gripper's ends)."""
         return round(self.open_end + (1.0 - width_m / self.stroke_m) * (self.closed_end - self.open_end))
 
-    # ------------------------------------------------------------------ the thread
-    def _run(self) -> None:
-        while self._running.is_set():
-            ready, _, _ = select.select([self._master], [], [], 0.002)
-            if ready:
-                try:
-                    self._buffer += os.read(self._master, 4096)
-                except OSError:
-                    return
-                self._handle_frames()
-            self._step()
-
+    # ------------------------------------------------------------------ the thread (its loop: PtyPeer._run)
     def _handle_frames(self) -> None:
         while len(self._buffer) >= 8:
             function = self._buffer[1]
@@ -208,7 +162,7 @@ class RobotiqEmulator:
         data = with_crc(body)
         if self.corrupt_replies:
             data = data[:-1] + bytes([data[-1] ^ 0xFF])
-        os.write(self._master, data)
+        self._send(data)
 
     def _step(self) -> None:
         now = time.monotonic()
@@ -236,10 +190,3 @@ class RobotiqEmulator:
             self.position, self.object_status = float(blocker), 2  # contact while closing
         else:
             self.object_status = 3 if self.position == target else 0
-
-
-def _close(fd: int) -> None:
-    try:
-        os.close(fd)
-    except OSError:
-        pass

@@ -20,16 +20,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
-import select
 import struct
-import threading
 import time
-import tty
 from collections.abc import Callable
 
 from pyvesc.messages.base import VESCMessage
 from pyvesc.packet.codec import frame, unframe
+
+from robot_rl.testing.pty_peer import PtyPeer
 
 ERPM_PER_DUTY = 40000.0
 ERPM_PER_AMP = 500.0
@@ -65,14 +63,12 @@ def values_reply(erpm: float, battery_v: float, fault_code: int, motor_current_a
     return bytes([4]) + body
 
 
-class VescEmulator:
+class VescEmulator(PtyPeer):
     """The emulated VESC (module docstring). Start with ``start()`` (or ``with``); ``port`` is the
     device path the backend opens."""
 
     def __init__(self, battery_v: float = 11.1, firmware_timeout_s: float = 0.5) -> None:
-        self._master, self._slave = os.openpty()
-        tty.setraw(self._slave)
-        self.port = os.ttyname(self._slave)
+        super().__init__(thread_name="vesc-emulator", poll_s=0.005)  # self._cond: notified at every command and motor step
         self.battery_v, self.fault_code = battery_v, 0
         self.firmware_timeout_s = firmware_timeout_s
         self.reply_hook: Callable[[bytes], bytes | None] | None = None  # payload -> raw bytes to send (None: none)
@@ -80,58 +76,14 @@ class VescEmulator:
         self.erpm, self.servo, self.mode, self.set_point = 0.0, 0.5, "brake", 0.0
         self.timeouts = 0
         self._last_alive_s = time.monotonic()
-        self._lock = threading.Condition()  # notified at every command and motor step
-        self._running = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="vesc-emulator", daemon=True)
-        self._buffer = b""
         self._stamp_s = time.monotonic()
 
-    # ------------------------------------------------------------------ test side
-    def start(self) -> VescEmulator:
-        self._running.set()
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._running.clear()
-        if self._thread.is_alive():
-            self._thread.join(2.0)
-        for fd in (self._master, self._slave):
-            _close(fd)
-
-    __enter__ = start
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def vanish(self) -> None:
-        """The cable is pulled: the master end closes, the backend's next read or write fails."""
-        self._running.clear()
-        self._thread.join(2.0)
-        _close(self._master)
-        _close(self._slave)
-
+    # ------------------------------------------------------------------ test side (start, stop, vanish, wait_for: PtyPeer)
     def commands(self, name: str | None = None, since_s: float = -math.inf) -> list[Received]:
-        with self._lock:
+        with self._cond:
             return [r for r in self.received if (name is None or r.name == name) and r.time_s >= since_s]
 
-    def wait_for(self, predicate: Callable[[], bool], timeout_s: float = 2.0) -> bool:
-        """Whether ``predicate`` became true within ``timeout_s`` (checked at every command and motor step)."""
-        with self._lock:
-            return self._lock.wait_for(predicate, timeout_s)
-
-    # ------------------------------------------------------------------ the thread
-    def _run(self) -> None:
-        while self._running.is_set():
-            ready, _, _ = select.select([self._master], [], [], 0.005)
-            if ready:
-                try:
-                    self._buffer += os.read(self._master, 4096)
-                except OSError:
-                    return
-                self._handle_frames()
-            self._step_motor()
-
+    # ------------------------------------------------------------------ the thread (its loop: PtyPeer._run)
     def _handle_frames(self) -> None:
         while True:
             payload, consumed = unframe(self._buffer)
@@ -150,9 +102,9 @@ class VescEmulator:
         elif command_id == 12:
             value = struct.unpack_from(">h", payload, 1)[0] / 1000.0
             self.servo = value
-        with self._lock:
+        with self._cond:
             self.received.append(Received(now, NAMES.get(command_id, f"id {command_id}"), value))
-            self._lock.notify_all()
+            self._cond.notify_all()
         if command_id != 4 and command_id != 12:
             self._last_alive_s = now  # SET_* and ALIVE reset the firmware's timeout (not GET_VALUES, SERVO)
         if command_id == 4:
@@ -168,9 +120,9 @@ class VescEmulator:
         payload = values_reply(self.erpm, self.battery_v, self.fault_code, duty=self.erpm / ERPM_PER_DUTY)
         data = frame(payload) if self.reply_hook is None else self.reply_hook(payload)
         if data:
-            os.write(self._master, data)
+            self._send(data)
 
-    def _step_motor(self) -> None:
+    def _step(self) -> None:
         now = time.monotonic()
         dt, self._stamp_s = now - self._stamp_s, now
         if now - self._last_alive_s > self.firmware_timeout_s and self.mode != "brake":
@@ -178,13 +130,6 @@ class VescEmulator:
             self.mode, self.set_point = "brake", 0.0
         tau = {"released": COAST_TAU_S, "duty": DRIVE_TAU_S, "current": DRIVE_TAU_S}.get(self.mode, RPM_TAU_S)
         target = 0.0 if self.mode in ("brake", "released") else self.set_point
-        with self._lock:
+        with self._cond:
             self.erpm += (target - self.erpm) * (1.0 - math.exp(-dt / tau))
-            self._lock.notify_all()
-
-
-def _close(fd: int) -> None:
-    try:
-        os.close(fd)
-    except OSError:
-        pass
+            self._cond.notify_all()
