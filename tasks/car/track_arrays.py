@@ -52,15 +52,16 @@ def locate_arrays(track: TrackArrays, pos_m: Any, index: Any, xp: Any,
     """The segment of ``pos_m`` found from segment ``index`` (module docstring): ``(index, s_m,
     lateral_m, tangent)``, its index, the arc length of ``pos_m``'s projection on it, the signed
     distance from it (left of the driving direction positive) and its direction ``(..., 2)``."""
-    count = track.num_points
+    count, x_m, y_m = track.num_points, pos_m[..., 0], pos_m[..., 1]
     for _ in range(iterations):
         row = track.table[index]
-        along = xp.sum((pos_m - row[..., 0:2]) * row[..., 2:4], axis=-1)
+        along = (x_m - row[..., 0]) * row[..., 2] + (y_m - row[..., 1]) * row[..., 3]
         index = (index + xp.floor(along / row[..., 5]).astype(index.dtype)) % count
     row = track.table[index]
-    rel = pos_m - row[..., 0:2]
-    along = xp.clip(xp.sum(rel * row[..., 2:4], axis=-1), 0.0, row[..., 5])
-    lateral = row[..., 2] * rel[..., 1] - row[..., 3] * rel[..., 0]
+    rel_x, rel_y = x_m - row[..., 0], y_m - row[..., 1]
+    # components, not a sum over an axis of 2: the same numbers, and XLA on a CPU fuses them
+    along = xp.clip(rel_x * row[..., 2] + rel_y * row[..., 3], 0.0, row[..., 5])
+    lateral = row[..., 2] * rel_y - row[..., 3] * rel_x
     return index, row[..., 4] + along, lateral, row[..., 2:4]
 
 
