@@ -5,23 +5,12 @@ import numpy as np
 import pytest
 
 import robot_rl
+from robot_rl.testing.expert import run_expert
 from sim.puck.model import GOAL_MARKER_RADIUS_M
 from tasks.puck import reach
 from tasks.puck.reach import PuckReachConfig, ReachArrays
 
-
-
 # The conformance suite runs on puck_reach with every registered task (tests/robot_rl/test_env_conformance.py).
-
-
-def run_expert(env, seed):
-    env.reset(seed=seed)
-    task, total, steps = env.unwrapped.task, 0.0, 0
-    while True:
-        _, reward, terminated, truncated, info = env.step(task.expert(env.unwrapped.state))
-        total, steps = total + reward, steps + 1
-        if terminated or truncated:
-            return info["success"], terminated, total, steps
 
 
 def test_expert_reaches_the_goal_in_20_of_20_seeded_episodes():

@@ -7,22 +7,12 @@ import numpy as np
 import pytest
 
 import robot_rl
+from robot_rl.testing.expert import run_expert
 from tasks.arm import peg_insert
 from tasks.arm.held_actions import HeldToolActions
 from tasks.arm.peg_insert import PegInsert, PegInsertConfig
 
 CFG = PegInsertConfig()
-
-
-def run_expert(env, seed):
-    env.reset(seed=seed)
-    task = env.unwrapped.task
-    total, steps = 0.0, 0
-    while True:
-        _, reward, terminated, truncated, info = env.step(task.expert(env.unwrapped.state))
-        total, steps = total + reward, steps + 1
-        if terminated or truncated:
-            return info["success"], terminated, total, steps
 
 
 def test_expert_inserts_the_peg_in_at_least_90_percent_of_10_seeded_resets():
