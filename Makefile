@@ -58,7 +58,7 @@ $(SYSTEM_STAMP):
 $(INSTALL_STAMP): $(SYSTEM_STAMP) pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q -c constraints.txt torch==2.13.0
-	$(PIP) install -q -c constraints.txt -e ".[test,devices,bench,jax,gym,quad,arm,car,fast,export,gripper,panda,ur]"
+	$(PIP) install -q -c constraints.txt -e ".[test,devices,bench,jax,gym,quad,arm,car,fast,export,gripper,panda,ur,ros]"
 	@touch $@
 
 # Rebuilt when the pins in the builder change; the builder writes the stamp itself.
