@@ -28,7 +28,7 @@ run: $(INSTALL_STAMP)
 	$(VENV)/bin/robot-rl train --task pick_cube --expert-demos 20 --steps $(RUN_STEPS) --name $(RUN_NAME)
 
 test: $(INSTALL_STAMP) $(FRANKA_SIM_STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=25
 
 bench: $(INSTALL_STAMP)
 	$(PY) benchmarks/sim_speed.py
