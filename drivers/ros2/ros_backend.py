@@ -1,0 +1,182 @@
+"""Backends of our contracts for a robot already driven by a ROS 2 stack (``ros_car``, ``ros_quad``, ``ros_arm``).
+
+A car under an F1TENTH VESC driver, a Crazyflie under Crazyswarm2, an arm under ros2_control -- or any
+backend exposed by our robot node (:class:`~drivers.ros2.bridge.RobotBridge`) -- is used through its
+topics; the common part (connect, stale-state errors, clip-and-publish, watchdog, sync) is
+:class:`~drivers.ros2.ros_topics_backend.RosTopicBackend`. Per family:
+
+* car (speed mode: ``ackermann`` or ``cmd_vel``): ``clip_car_command``; ``stop()`` publishes zero speed with
+  the steering held and keeps streaming it until the next command, so a stack without our stop topic
+  ramps down to a standstill (as a VESC keeps braking);
+* quadrotor (velocity level: ``cmd_vel``): ``clip_quad_command``; the first command waits until the robot
+  reports armed (where it reports it); ``stop()`` lands through the stop topic only;
+* arm (TCP pose target + gripper width on two topics): ``clip_target``; ``reset()`` goes through the robot
+  node's ``cmd/reset_joints``; ``stop()`` is also sent as a target at the current pose.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable
+
+import numpy as np
+
+from drivers.ros2.bridge import RESET_JOINTS
+from drivers.ros2.msg_dicts import header
+from drivers.ros2.qos import qos_for
+from drivers.ros2.ros_backend_config import RosBackendConfig, load_ros_rig
+from drivers.ros2.ros_topics_backend import CONNECT_POLL_S, IDLE, RosTopicBackend, StaleStateError
+from drivers.ros2.transport import Transport
+from robot_rl.backends.arm import ArmTarget, clip_target
+from robot_rl.backends.car import CarCommand, clip_car_command
+from robot_rl.backends.quadrotor import clip_quad_command
+
+log = logging.getLogger(__name__)
+
+ARM_TIMEOUT_S = 1.0
+RESET_TOLERANCE_RAD = 0.01  # an arm's reset has reached its joint positions
+RESET_TOLERANCE_M = 0.005  # ... and its TCP target
+RESET_PERIOD_S = 0.05
+__all__ = ["RosCarBackend", "RosQuadBackend", "RosArmBackend", "StaleStateError", "make_car", "make_quad", "make_arm"]
+
+
+class RosCarBackend(RosTopicBackend):
+    """A car behind ROS 2 topics (speed mode: ackermann or cmd_vel); ``stop()`` brakes and keeps braking."""
+
+    family = "car"
+    streams_hold = True
+
+    def _clip(self, command: Any, state: Any) -> CarCommand:
+        return clip_car_command(command, self._spec, state, self._previous, self._period_s)
+
+    def _hold_command(self) -> CarCommand:
+        steering = self._previous.steering_rad if self._previous is not None else self._newest_steering()
+        return CarCommand(steering_rad=steering, speed_m_s=0.0)
+
+    def _previous_hold(self) -> CarCommand:
+        return self._previous if self._previous is not None else self._hold_command()
+
+    def _newest_steering(self) -> float:
+        drive = self._latest.get("drive_state", {}).get("drive", {})
+        steering = float(drive.get("steering_angle", 0.0))
+        return steering if np.isfinite(steering) else 0.0
+
+
+class RosQuadBackend(RosTopicBackend):
+    """A quadrotor behind ROS 2 topics (velocity level: cmd_vel); ``stop()`` lands through the stop topic."""
+
+    family = "quadrotor"
+
+    def __init__(self, config: RosBackendConfig | None = None, transport: Transport | None = None) -> None:
+        super().__init__(config, transport)
+        if not self.config.stop_topic:
+            raise ValueError("a quadrotor over ROS needs stop_topic=True: landing has no standard ROS message, so "
+                             "stop() asks the robot node to land its backend on the stop topic")
+
+    def command(self, command: Any) -> Any:
+        """As every ROS backend; and when the robot reports arming (the ``armed`` topic) and is disarmed,
+        wait (at most ``ARM_TIMEOUT_S``) until it reports armed, as the Crazyflie backend waits for its supervisor."""
+        sent = super().command(command)
+        transport = self._require()
+        deadline_ns = transport.now_ns() + round(ARM_TIMEOUT_S * 1e9)
+        while not self._reported_armed():
+            if transport.now_ns() >= deadline_ns:
+                raise TimeoutError(f"quadrotor over ROS: commanded, but {self.topics['armed']} did not report armed "
+                                   f"within {ARM_TIMEOUT_S} s")
+            transport.sleep(CONNECT_POLL_S)
+        return sent
+
+    def _reported_armed(self) -> bool:
+        """Armed by the newest ``armed`` message; True when the robot does not report arming at all."""
+        with self._lock:
+            armed = self._latest.get("armed")
+        return armed is None or bool(armed["data"])
+
+    def _clip(self, command: Any, state: Any) -> Any:
+        level = getattr(command, "level", None)
+        if level is None:
+            raise ValueError(f"a quadrotor backend takes a quadrotor command, got {type(command).__name__}")
+        return clip_quad_command(command, self._spec, state)
+
+
+class RosArmBackend(RosTopicBackend):
+    """An arm behind ROS 2 topics (TCP pose target + gripper); ``stop()`` holds the current pose."""
+
+    family = "arm"
+
+    def _clip(self, command: Any, state: Any) -> ArmTarget:
+        if not isinstance(command, ArmTarget):
+            raise ValueError(f"an arm backend takes an ArmTarget, got {type(command).__name__}")
+        values = (command.tcp_pos_m, command.tcp_quat_wxyz, command.gripper_width_m)
+        if not all(np.all(np.isfinite(np.asarray(v, dtype=np.float64))) for v in values):
+            raise ValueError(f"ArmTarget must be finite, got {command!r}")
+        return clip_target(command, self._spec, state)
+
+    def reset(self, joint_pos_rad: np.ndarray, target: ArmTarget | None = None) -> Any:
+        """Go to a joint configuration (the robot node's ``cmd/reset_joints``), wait until the joint states
+        show it, then, if given, command ``target`` until the TCP is there; each wait at most ``reset_timeout_s``."""
+        transport = self._require()
+        q = np.asarray(joint_pos_rad, dtype=np.float64)
+        limits = self._spec.joint_limits_rad
+        if q.shape != (self._spec.dof,) or not np.all(np.isfinite(q)) or np.any(q < limits[:, 0]) \
+                or np.any(q > limits[:, 1]):
+            raise ValueError(f"reset: need {self._spec.dof} finite joint positions inside joint_limits_rad, got {q}")
+        names = self.messages.joint_names(self._spec)[0]
+        message = {"header": header(transport.now_ns(), self.frames.base), "name": names, "position": q,
+                   "velocity": np.zeros(0), "effort": np.zeros(0)}
+        with self._lock:
+            self._phase, self._previous = IDLE, None  # holds its reset pose; nothing to stream
+            transport.publish(self.topics[RESET_JOINTS.role], RESET_JOINTS.typename, message,
+                              qos_for("command", "publisher"))
+        self._wait_until(lambda s: np.max(np.abs(s.joint_pos_rad - q)) < RESET_TOLERANCE_RAD, "the joint positions",
+                         lambda: None)
+        if target is not None:
+            self._wait_until(lambda s: np.linalg.norm(s.tcp_pos_m - target.tcp_pos_m) < RESET_TOLERANCE_M,
+                             "the TCP target", lambda: self.command(target))
+        return self.read_state()
+
+    def _wait_until(self, reached: Callable[[Any], bool], what: str, each_period: Callable[[], Any]) -> None:
+        deadline_ns = self._require().now_ns() + round(self.config.reset_timeout_s * 1e9)
+        while not reached(self.read_state()):
+            if self._require().now_ns() >= deadline_ns:
+                raise TimeoutError(f"arm over ROS: reset did not reach {what} within {self.config.reset_timeout_s} s "
+                                   f"(newest state {self.read_state()})")
+            each_period()
+            self.sync(RESET_PERIOD_S)
+
+    def _hold_command(self) -> ArmTarget | None:
+        try:
+            state = self.read_state()
+        except (StaleStateError, ValueError) as err:
+            log.error("arm over ROS: cannot hold the pose (%s); the stop topic is the only stop", err)
+            return None
+        width = self._previous.gripper_width_m if self._previous is not None else state.gripper_width_m
+        return ArmTarget(tcp_pos_m=state.tcp_pos_m, tcp_quat_wxyz=state.tcp_quat_wxyz, gripper_width_m=width)
+
+
+BACKEND_CLASSES = {cls.family: cls for cls in (RosCarBackend, RosQuadBackend, RosArmBackend)}
+
+
+def make_backend(family: str, task: Any, obs: str, **options: Any) -> RosTopicBackend:
+    """Registry entry point body: options are :class:`RosBackendConfig` fields; ``rig=`` names a rig file
+    whose ``[<family>.ros]`` table is read first (the other options win over it)."""
+    if obs != "state":
+        raise NotImplementedError(f"the ROS {family} backend observes state only for now (camera topics are not "
+                                  f"wired into it); got obs={obs!r}")
+    rig = options.pop("rig", None)
+    config = load_ros_rig(rig, family, **options) if rig is not None else RosBackendConfig(**options)
+    return BACKEND_CLASSES[family](config)
+
+
+def make_car(task: Any, obs: str, **options: Any) -> RosCarBackend:
+    return make_backend("car", task, obs, **options)
+
+
+def make_quad(task: Any, obs: str, **options: Any) -> RosQuadBackend:
+    return make_backend("quadrotor", task, obs, **options)
+
+
+def make_arm(task: Any, obs: str, **options: Any) -> RosArmBackend:
+    return make_backend("arm", task, obs, **options)
+
+
