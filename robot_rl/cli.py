@@ -7,6 +7,7 @@ import dataclasses
 import os
 import pathlib
 import sys
+from importlib import metadata
 
 import tyro
 
@@ -134,9 +135,38 @@ COMMANDS = {"envs": Envs, "record": Record, "train": Train, "keys": Keys,
             "pretrain-encoder": PretrainEncoder, "train-fused": TrainFused,
             "serve-robot": ServeRobot}
 
+COMMAND_GROUP = "robot_rl.commands"
+PLUGIN_COMMAND_ERRORS: list[str] = []
+
+
+def load_plugin_commands(commands: dict[str, type], errors: list[str]) -> None:
+    """Add the subcommands installed packages declare in the ``robot_rl.commands`` entry-point group
+    (name -> a CLI dataclass with ``run()``, e.g. ``import-bag``; robot_rl itself imports no driver).
+
+    A plugin that fails to load, or names a built-in command, is reported in ``errors`` (``main``
+    prints it), never fatal to the others -- as :func:`robot_rl.registry.load_plugins` treats tasks.
+    """
+    for point in metadata.entry_points(group=COMMAND_GROUP):
+        source = f"command {point.name!r} ({point.value}) of {point.dist.name if point.dist else '?'}"
+        try:
+            command = point.load()
+            if not (dataclasses.is_dataclass(command) and callable(getattr(command, "run", None))):
+                raise TypeError(f"{command!r} is not a dataclass with a run() method")
+            if point.name in commands:
+                raise ValueError(f"{point.name!r} is already a command")
+        except Exception as err:  # a broken plugin is reported, never fatal to the others
+            errors.append(f"{source} failed to load: {type(err).__name__}: {err}")
+            continue
+        commands[point.name] = command
+
+
+load_plugin_commands(COMMANDS, PLUGIN_COMMAND_ERRORS)
+
 
 def main(argv: list[str] | None = None) -> int:
     interrupt_on_sigint()
+    for error in PLUGIN_COMMAND_ERRORS:
+        print(f"robot-rl: plugin error: {error}", file=sys.stderr)
     command = tyro.extras.subcommand_cli_from_dict(COMMANDS, args=argv, prog="robot-rl", description="robot_rl: learning on robots")
     try:
         return command.run()
