@@ -19,6 +19,12 @@
   ``std_msgs/msg/Empty``: rosbags gives it a placeholder field rclpy's class lacks);
 * for an arm, resets it to the joint positions of each ``sensor_msgs/msg/JointState`` on
   ``cmd/reset_joints`` (the arm's joint names, any order; an unknown or missing joint is refused);
+* with ``cameras`` (an option: rendering costs), renders those cameras of the backend every
+  ``camera_period_s`` (default: every step) and publishes each frame on ``cameras/<name>/image_raw``
+  (``sensor_msgs/Image``, rgb8) or, with ``image_transport="compressed"``, ``cameras/<name>/image_raw/compressed``
+  (jpeg ``sensor_msgs/CompressedImage``), and an uncalibrated ``sensor_msgs/CameraInfo`` on
+  ``cameras/<name>/camera_info``, frame id ``<name>_optical_frame`` -- where a ROS backend's camera
+  (:class:`~drivers.ros2.ros_backend_config.RosCameraConfig`) listens by default;
 * offers :meth:`~RobotBridge.reset` and :meth:`~RobotBridge.stop` as plain methods returning
   ``(success, message)``, which the node serves as ``std_srvs/srv/Trigger`` services.
 
@@ -30,14 +36,17 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from drivers.ros2.families import Frames, Topic, family_messages
+from drivers.ros2.images import (CAMERA_INFO, IMAGE_TRANSPORTS, camera_info_message, camera_topics,
+                                 check_image_transport, frame_message, optical_frame)
 from drivers.ros2.qos import qos_for
 from drivers.ros2.transport import Message, TimerHandle, Transport, join_topic
 from robot_rl.backends.arm import ArmTarget
+from robot_rl.backends.base import render_camera_names
 from robot_rl.backends.car import CarSceneControl
 from robot_rl.backends.quadrotor import QuadSceneControl
 from robot_rl.backends.watchdog import CommandWatchdog
@@ -65,6 +74,7 @@ class BridgeStats:
     timeouts: int = 0
     stops: int = 0
     states_published: int = 0
+    frames_published: int = 0
     last_refusal: str | None = None
 
 
@@ -92,11 +102,15 @@ class RobotBridge:
             ``watchdog_s``, else 0.2 s).
         topic_overrides: role -> topic name, replacing a default name.
         publish_sent: publish what the backend really sent on ``<command topic>_sent``.
+        cameras: cameras of the backend (its ``render_cameras``) to render and publish (module docstring).
+        image_transport: ``"raw"`` (Image) or ``"compressed"`` (jpeg CompressedImage).
+        camera_period_s: publish frames at most this often (``None``: at every step).
     """
 
     def __init__(self, backend: Any, transport: Transport, *, topics_prefix: str = "", frames: Frames | None = None,
                  command_timeout_s: float | None = None, topic_overrides: Mapping[str, str] | None = None,
-                 publish_sent: bool = True) -> None:
+                 publish_sent: bool = True, cameras: Sequence[str] = (), image_transport: str = "raw",
+                 camera_period_s: float | None = None) -> None:
         self.backend, self.transport = backend, transport
         self.messages = family_messages(backend.family)
         self.spec = backend.spec
@@ -111,7 +125,24 @@ class RobotBridge:
         self._started = False
         self._start_pose: tuple | None = None
         self._last_sent: Any = None
+        self.image_transport = check_image_transport(image_transport)
+        self.camera_topics = self._camera_topics(tuple(cameras), topics_prefix)
+        if camera_period_s is not None and not 0 < camera_period_s < float("inf"):
+            raise ValueError(f"camera_period_s must be a finite number > 0 (or None: every step), "
+                             f"got {camera_period_s!r}")
+        self._camera_period_ns = round((camera_period_s or 0.0) * 1e9)
+        self._frames_due_ns: int | None = None
         self.stats = BridgeStats()
+
+    def _camera_topics(self, cameras: tuple[str, ...], prefix: str) -> dict[str, tuple[str, str]]:
+        """Camera -> (image topic, camera_info topic); ValueError for a camera the backend cannot render."""
+        available = render_camera_names(self.spec)
+        unknown = [name for name in cameras if name not in available]
+        if unknown:
+            raise ValueError(f"cannot publish camera(s) {unknown}: {type(self.backend).__name__} renders "
+                             f"{list(available)}")
+        return {name: tuple(join_topic(prefix, topic) for topic in camera_topics(name, self.image_transport))
+                for name in cameras}
 
     @property
     def command_timeout_s(self) -> float:
@@ -137,10 +168,13 @@ class RobotBridge:
         return self.transport.create_timer(period_s, lambda: self.step(period_s))
 
     def step(self, period_s: float) -> None:
-        """One period of the node: ``backend.sync(period_s)``, the command timeout, the state published."""
+        """One period of the node: ``backend.sync(period_s)``, the command timeout, the state published, and
+        the camera frames when due."""
         self.backend.sync(period_s)
         self.check_timeout()
         self.publish_state()
+        if self.camera_topics and self._frames_due():
+            self.publish_cameras()
 
     def publish_state(self) -> dict[str, Message]:
         """Publish the backend's newest state on every state topic; returns role -> message."""
@@ -151,6 +185,27 @@ class RobotBridge:
             self.transport.publish(self.topics[role], self._typenames[role], message, qos)
         self.stats.states_published += 1
         return messages
+
+    def publish_cameras(self) -> dict[str, np.ndarray]:
+        """Render each of ``cameras`` now and publish its frame and CameraInfo; returns camera -> frame."""
+        now_ns, frames = self.transport.now_ns(), {}
+        image_qos, info_qos = qos_for("image", "publisher"), qos_for("camera_info", "publisher")
+        for name, (image_topic, info_topic) in self.camera_topics.items():
+            frame = frames[name] = np.asarray(self.backend.render(name))
+            frame_id = optical_frame(name)
+            self.transport.publish(image_topic, IMAGE_TRANSPORTS[self.image_transport],
+                                   frame_message(frame, now_ns, frame_id, self.image_transport), image_qos)
+            self.transport.publish(info_topic, CAMERA_INFO, camera_info_message(*frame.shape[:2], now_ns, frame_id),
+                                   info_qos)
+        self.stats.frames_published += len(frames)
+        return frames
+
+    def _frames_due(self) -> bool:
+        now_ns = self.transport.now_ns()
+        if self._frames_due_ns is not None and now_ns < self._frames_due_ns:
+            return False
+        self._frames_due_ns = now_ns + self._camera_period_ns
+        return True
 
     def check_timeout(self) -> bool:
         """``backend.stop()`` once when the last command is older than the timeout; True if it did now."""
@@ -231,8 +286,7 @@ class RobotBridge:
         """An arm's reset to the joint positions of a JointState (names: the arm's joints, any order)."""
         self.stats.commands_received += 1
         try:
-            # ArmMessages' JointState reading (names checked against the arm's); no public name for it yet.
-            joint_pos_rad = self.messages._joints(message, self.spec)[0]
+            joint_pos_rad = self.messages.joint_positions(message, self.spec)
             self.backend.reset(joint_pos_rad)
         except ValueError as err:
             self._refuse(RESET_JOINTS.role, err)

@@ -13,6 +13,9 @@ from drivers.ros2.msg_dicts import Message, header
 IMAGE = "sensor_msgs/msg/Image"
 COMPRESSED_IMAGE = "sensor_msgs/msg/CompressedImage"
 CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
+#: image_transport's names for the two ways a frame travels, and the message type of each
+IMAGE_TRANSPORTS = {"raw": IMAGE, "compressed": COMPRESSED_IMAGE}
+CAMERAS_NAMESPACE = "cameras"  # our nodes publish camera <name> under cameras/<name>/
 # encoding -> (channels, indices turning those channels into RGB)
 ENCODINGS = {"rgb8": (3, [0, 1, 2]), "bgr8": (3, [2, 1, 0]), "rgba8": (4, [0, 1, 2]), "bgra8": (4, [2, 1, 0]),
              "mono8": (1, [0, 0, 0])}
@@ -76,6 +79,42 @@ def compressed_image_message(frame_rgb: np.ndarray, time_ns: int, frame_id: str,
     if not ok:
         raise ValueError(f"OpenCV could not encode a {frame.shape} frame as {fmt}")
     return {"header": header(time_ns, frame_id), "format": fmt, "data": encoded.reshape(-1)}
+
+
+def camera_topics(camera: str, image_transport: str = "raw") -> tuple[str, str]:
+    """The relative ``(image topic, camera_info topic)`` of a camera, as our nodes publish them and
+    image_transport names them: ``cameras/<camera>/image_raw`` (``sensor_msgs/Image``), with
+    ``/compressed`` appended for ``sensor_msgs/CompressedImage``; ``cameras/<camera>/camera_info``."""
+    check_image_transport(image_transport)
+    base = f"{CAMERAS_NAMESPACE}/{camera}"
+    return (f"{base}/image_raw" + ("/compressed" if image_transport == "compressed" else ""),
+            f"{base}/camera_info")
+
+
+def optical_frame(camera: str) -> str:
+    """The frame id in a camera's headers (REP 103 optical frame: x right, y down, z forward)."""
+    return f"{camera}_optical_frame"
+
+
+def check_image_transport(image_transport: str) -> str:
+    """``image_transport`` if it is one of :data:`IMAGE_TRANSPORTS`, else a ValueError listing them."""
+    if image_transport not in IMAGE_TRANSPORTS:
+        raise ValueError(f"unknown image_transport {image_transport!r}; known: {sorted(IMAGE_TRANSPORTS)}")
+    return image_transport
+
+
+def frame_message(frame_rgb: np.ndarray, time_ns: int, frame_id: str, image_transport: str = "raw") -> Message:
+    """A frame as the message of ``image_transport``: ``raw`` an Image (rgb8), ``compressed`` a jpeg CompressedImage."""
+    if check_image_transport(image_transport) == "raw":
+        return image_message(frame_rgb, time_ns, frame_id)
+    return compressed_image_message(frame_rgb, time_ns, frame_id, "jpeg")
+
+
+def frame_from_message(msg: Message, image_transport: str = "raw") -> np.ndarray:
+    """The ``uint8 (H, W, 3)`` RGB frame of an Image (``raw``) or CompressedImage (``compressed``) dict."""
+    if check_image_transport(image_transport) == "raw":
+        return image_from_message(msg)
+    return compressed_image_from_message(msg)
 
 
 def camera_info_message(height: int, width: int, time_ns: int, frame_id: str, fx_px: float | None = None,

@@ -102,6 +102,17 @@ class ArmMessages:
                         tcp_linvel_m_s=linvel, tcp_angvel_rad_s=angvel, joint_pos_rad=joint_pos,
                         joint_vel_rad_s=joint_vel, gripper_width_m=width, ext_wrench_n_nm=wrench)
 
+    def joint_positions(self, message: Message, spec: ArmSpec) -> np.ndarray:
+        """The arm joint positions [rad] of a ``sensor_msgs/JointState`` dict, in joint order ``joint1..joint{dof}``.
+
+        Its names may come in any order and may include the two finger joints (ignored here).
+
+        Raises:
+            ValueError: a joint of the arm missing, a name this arm does not have, repeated names,
+                mismatched array lengths or a non-finite position (the message names them).
+        """
+        return self._joints(message, spec)[0]
+
     def _joints(self, message: Message, spec: ArmSpec) -> tuple[np.ndarray, np.ndarray, float]:
         where = f"joint_states ({JOINT_STATE})"
         names = list(message["name"])

@@ -85,18 +85,6 @@ def qos_for(kind: str, side: str = "subscription") -> QosProfile:
     return subscription if side == "subscription" else publisher
 
 
-def kind_for_typename(typename: str, *, command: bool = False) -> str:
-    """The QoS kind of a topic from its message type; `command` marks a command topic
-    (a PoseStamped is state on one topic and a command on another)."""
-    if command:
-        return "command"
-    if typename in ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage"):
-        return "image"
-    if typename == "sensor_msgs/msg/CameraInfo":
-        return "camera_info"
-    return "state"
-
-
 def compatible(publisher: QosProfile, subscription: QosProfile) -> bool:
     """Whether DDS connects this publisher to this subscription (request-vs-offered rules for
     reliability and durability; depth never blocks a connection)."""

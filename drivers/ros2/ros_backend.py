@@ -67,8 +67,9 @@ class RosQuadBackend(RosTopicBackend):
 
     family = "quadrotor"
 
-    def __init__(self, config: RosBackendConfig | None = None, transport: Transport | None = None) -> None:
-        super().__init__(config, transport)
+    def __init__(self, config: RosBackendConfig | None = None, transport: Transport | None = None,
+                 observe_cameras: bool = True) -> None:
+        super().__init__(config, transport, observe_cameras)
         if not self.config.stop_topic:
             raise ValueError("a quadrotor over ROS needs stop_topic=True: landing has no standard ROS message, so "
                              "stop() asks the robot node to land its backend on the stop topic")
@@ -159,13 +160,17 @@ BACKEND_CLASSES = {cls.family: cls for cls in (RosCarBackend, RosQuadBackend, Ro
 
 def make_backend(family: str, task: Any, obs: str, **options: Any) -> RosTopicBackend:
     """Registry entry point body: options are :class:`RosBackendConfig` fields; ``rig=`` names a rig file
-    whose ``[<family>.ros]`` table is read first (the other options win over it)."""
-    if obs != "state":
-        raise NotImplementedError(f"the ROS {family} backend observes state only for now (camera topics are not "
-                                  f"wired into it); got obs={obs!r}")
+    whose ``[<family>.ros]`` table is read first (the other options win over it). With ``obs="pixels"`` the
+    configured cameras are observed (at least one is needed), with ``obs="state"`` only rendered."""
+    if obs not in ("state", "pixels"):
+        raise ValueError(f"obs must be 'state' or 'pixels', got {obs!r}")
     rig = options.pop("rig", None)
     config = load_ros_rig(rig, family, **options) if rig is not None else RosBackendConfig(**options)
-    return BACKEND_CLASSES[family](config)
+    if obs == "pixels" and not config.cameras:
+        raise ValueError(f"obs='pixels' on the ROS {family} backend needs its cameras: a "
+                         f"[{family}.ros.cameras.<name>] table per camera in the rig file (height, width, "
+                         f"image_transport, topic), or cameras={{...}}")
+    return BACKEND_CLASSES[family](config, observe_cameras=obs == "pixels")
 
 
 def make_car(task: Any, obs: str, **options: Any) -> RosCarBackend:

@@ -12,6 +12,12 @@ Example rig file (the car behind an F1TENTH stack; other tables belong to other 
     [car.ros.spec]                # the car's limits (CarSpec fields); omitted ones: VescConfig's defaults
     max_speed_m_s = 2.0
     max_steering_rad = 0.3
+    [car.ros.cameras.front]       # a camera: its frames are observed with obs="pixels" (RosCameraConfig)
+    height = 64                   # the size the backend declares; frames are resized to it
+    width = 64
+    image_transport = "compressed"            # "raw": sensor_msgs/Image; "compressed": CompressedImage
+    topic = "/car1/zed/left/image_rect_color/compressed"   # default: cameras/front/image_raw[/compressed]
+    max_age_s = 0.25              # render() refuses an older frame, naming the topic
 
 The table is ``[car.ros]``, ``[quadrotor.ros]`` or ``[arm.ros]``; ``robot_rl.make(..., backend="ros_car",
 rig="car.toml")`` reads it and options given there win over it.
@@ -26,7 +32,9 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from drivers.ros2.images import check_image_transport
 from robot_rl.backends.arm import ArmSpec
+from robot_rl.backends.base import CameraSpec
 from robot_rl.backends.car import SPEED, CarSpec
 from robot_rl.backends.quadrotor import VELOCITY, QuadSpec
 from robot_rl.rig import build_rig_config, read_rig_table
@@ -39,12 +47,58 @@ class RosRigError(ValueError):
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
+class RosCameraConfig:
+    """One camera of a ROS backend (a ``[<family>.ros.cameras.<name>]`` table; the name is the table's key).
+
+    Attributes:
+        height, width: the image size the backend declares (its ``CameraSpec``) and ``render()`` returns; a
+            frame of another size is resized to it (``cv2.INTER_AREA``, as our camera drivers' ``resize``).
+        image_transport: ``"raw"`` (``sensor_msgs/msg/Image``: rgb8, bgr8, rgba8, bgra8 or mono8) or
+            ``"compressed"`` (``sensor_msgs/msg/CompressedImage``: jpeg or png).
+        topic: the image topic (a relative name goes under ``topics_prefix``); ``None``:
+            ``cameras/<name>/image_raw`` (``.../image_raw/compressed``), where our robot and camera nodes publish.
+        max_age_s: ``render()`` refuses a frame that arrived longer ago than this (our clock), naming the topic.
+    """
+
+    height: int
+    width: int
+    image_transport: str = "raw"
+    topic: str | None = None
+    max_age_s: float = 0.25
+
+    def __post_init__(self) -> None:
+        for name in ("height", "width"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"RosCameraConfig.{name} must be a positive integer, got {value!r}")
+        check_image_transport(self.image_transport)
+        if self.topic is not None and not isinstance(self.topic, str):
+            raise ValueError(f"RosCameraConfig.topic must be a topic name, got {self.topic!r}")
+        if not (isinstance(self.max_age_s, (int, float)) and 0 < self.max_age_s < math.inf):
+            raise ValueError(f"RosCameraConfig.max_age_s must be a finite number > 0, got {self.max_age_s!r}")
+
+
+def camera_config(name: str, value: Any) -> RosCameraConfig:
+    """A :class:`RosCameraConfig` from itself or a mapping of its fields (a rig table); errors name the camera."""
+    if isinstance(value, RosCameraConfig):
+        return value
+    if not isinstance(value, Mapping):
+        raise ValueError(f"RosBackendConfig.cameras[{name!r}] must be a table of RosCameraConfig fields, got {value!r}")
+    try:
+        return RosCameraConfig(**value)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"RosBackendConfig.cameras[{name!r}]: {err}") from None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class RosBackendConfig:
     """Attributes:
         spec: the robot's limits -- a ``CarSpec``/``QuadSpec``/``ArmSpec``, or a mapping of its fields
             (a rig table); ``None``: the family default (car: the VESC car's limits, quadrotor: the
             Crazyflie's; an arm has none: required). Only what travels over the family's messages is
-            kept: car speed mode, quadrotor velocity level, no cameras (:func:`ros_spec`).
+            kept: car speed mode, quadrotor velocity level, the cameras below (:func:`ros_spec`).
+        cameras: camera name -> :class:`RosCameraConfig` (or a mapping of its fields): the image topics the
+            backend subscribes; observed with ``obs="pixels"``, else only rendered.
         topics_prefix: namespace of every topic (``""``: the node's own).
         topics: role -> topic name, replacing a default name (roles: :mod:`drivers.ros2.families`, and ``stop``).
         command_role: the command topic to publish on (``None``: the family's first).
@@ -71,6 +125,7 @@ class RosBackendConfig:
     connect_timeout_s: float = 5.0
     reset_timeout_s: float = 10.0
     stop_topic: bool = True
+    cameras: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     node_name: str = "robot_rl_backend"
     rig: str | None = None
 
@@ -84,20 +139,31 @@ class RosBackendConfig:
         for name in ("topics_prefix", "world_frame", "base_frame", "tool_frame", "node_name"):
             if not isinstance(getattr(self, name), str):
                 raise ValueError(f"RosBackendConfig.{name} must be a string, got {getattr(self, name)!r}")
+        if not isinstance(self.cameras, Mapping):
+            raise ValueError(f"RosBackendConfig.cameras must map camera names to their settings, got {self.cameras!r}")
+        object.__setattr__(self, "cameras", {name: camera_config(name, value) for name, value in self.cameras.items()})
+        self.camera_specs()  # a name CameraSpec refuses ("state") fails here, in the rig file's terms
+
+    def camera_specs(self) -> dict[str, CameraSpec]:
+        """The ``CameraSpec`` of every camera (name -> spec)."""
+        return {name: CameraSpec(name, c.height, c.width) for name, c in self.cameras.items()}
 
 
-def ros_spec(family: str, spec: Any) -> Any:
-    """The spec a ROS backend of ``family`` declares, from a config's ``spec`` (module docstring)."""
+def ros_spec(family: str, spec: Any, cameras: Mapping[str, CameraSpec] | None = None, observed: bool = True) -> Any:
+    """The spec a ROS backend of ``family`` declares, from a config's ``spec`` (module docstring) and its
+    ``cameras``: the observed ones (``observed``), else only ``render_cameras``."""
+    cameras = dict(cameras or {})
+    views = {"cameras": cameras if observed else {}, "render_cameras": () if observed else tuple(cameras)}
     if family == "car":
-        return _car_spec(spec)
+        return _car_spec(spec, views)
     if family == "quadrotor":
-        return _quad_spec(spec)
+        return _quad_spec(spec, views)
     if family == "arm":
-        return _arm_spec(spec)
+        return _arm_spec(spec, views)
     raise ValueError(f"no ROS backend for family {family!r}; families: {FAMILIES}")
 
 
-def _car_spec(spec: Any) -> CarSpec:
+def _car_spec(spec: Any, views: dict[str, Any]) -> CarSpec:
     if isinstance(spec, CarSpec):
         base, fields = spec, {}
     else:
@@ -107,10 +173,10 @@ def _car_spec(spec: Any) -> CarSpec:
     if SPEED not in fields.get("command_modes", base.command_modes):
         raise ValueError("a car over ROS takes speed-mode commands (ackermann_msgs has no throttle field); "
                          f"its spec's command_modes lack 'speed': {fields.get('command_modes', base.command_modes)}")
-    return dataclasses.replace(base, **{**fields, "command_modes": (SPEED,), "cameras": {}, "render_cameras": ()})
+    return dataclasses.replace(base, **{**fields, "command_modes": (SPEED,), **views})
 
 
-def _quad_spec(spec: Any) -> QuadSpec:
+def _quad_spec(spec: Any, views: dict[str, Any]) -> QuadSpec:
     if isinstance(spec, QuadSpec):
         base, fields = spec, {}
     else:
@@ -119,19 +185,19 @@ def _quad_spec(spec: Any) -> QuadSpec:
         base, fields = CrazyflieConfig().spec(), dict(spec or {})
     fields = {name: np.asarray(value, dtype=np.float64) if isinstance(value, (list, tuple)) else value
               for name, value in fields.items()}
-    return dataclasses.replace(base, **{**fields, "command_levels": (VELOCITY,), "cameras": {}, "render_cameras": ()})
+    return dataclasses.replace(base, **{**fields, "command_levels": (VELOCITY,), **views})
 
 
-def _arm_spec(spec: Any) -> ArmSpec:
+def _arm_spec(spec: Any, views: dict[str, Any]) -> ArmSpec:
     if spec is None:
         raise ValueError("an arm over ROS needs its spec (dof, joint_limits_rad, workspace_low_m, workspace_high_m, "
                          "gripper_max_width_m, home_joint_pos_rad, ...): give spec= or an [arm.ros.spec] table")
     if isinstance(spec, ArmSpec):
-        return dataclasses.replace(spec, cameras={}, render_cameras=())
+        return dataclasses.replace(spec, **views)
     fields = {name: np.asarray(value, dtype=np.float64) if isinstance(value, (list, tuple)) else value
               for name, value in dict(spec).items()}
     try:
-        return ArmSpec(**{**fields, "cameras": {}, "render_cameras": ()})
+        return ArmSpec(**{**fields, **views})
     except TypeError as err:
         raise ValueError(f"ArmSpec: {err}") from err
 

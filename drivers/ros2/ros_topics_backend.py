@@ -6,6 +6,11 @@ converts the messages).
   ``connect_timeout_s``, until every required one has spoken; the transport is an
   :class:`~drivers.ros2.transport.RclpyTransport` the backend makes (rclpy, spun in its own thread)
   unless one is given (tests pass a :class:`~drivers.ros2.transport.CdrLoopback`);
+* cameras (``config.cameras``; :mod:`drivers.ros2.ros_backend_cameras`): their image topics are subscribed
+  too; with ``observe_cameras`` (``obs="pixels"``) they are the spec's ``cameras`` and ``connect()`` also waits
+  for a first frame of each, else they are ``render_cameras`` only; ``render(camera)`` returns the newest
+  frame at the declared size, and a frame older than the camera's ``max_age_s`` raises
+  :class:`~robot_rl.camera.CameraTimeout` naming the topic;
 * ``read_state()`` converts the newest message of each topic (``state_from_messages``); a required
   topic silent for more than ``state_max_age_s`` (by arrival time on our clock) raises
   :class:`StaleStateError` naming the topic, and a stale optional topic is left out (its fields read ``nan``);
@@ -30,6 +35,7 @@ import numpy as np
 from drivers.ros2.bridge import STOP_ROLE, STOP_TYPENAME, topic_names
 from drivers.ros2.families import Frames, family_messages
 from drivers.ros2.qos import qos_for
+from drivers.ros2.ros_backend_cameras import CameraTopics
 from drivers.ros2.ros_backend_config import RosBackendConfig, ros_spec
 from drivers.ros2.transport import Message, RclpyTransport, Transport
 from robot_rl.backends.base import ConnectOnEnter
@@ -51,15 +57,23 @@ class StaleStateError(TimeoutError):
 
 
 class RosTopicBackend(ConnectOnEnter):
-    """The family-independent part (module docstring); subclasses add clipping and the hold command."""
+    """The family-independent part (module docstring); subclasses add clipping and the hold command.
+
+    Args:
+        config: topics, limits, cameras, timeouts.
+        transport: where the topics are (default: an rclpy node made at ``connect()``).
+        observe_cameras: the configured cameras are observed (``obs="pixels"``: the spec's ``cameras``,
+            awaited at ``connect()``), else only rendered (``render_cameras``).
+    """
 
     family: str
 
-    def __init__(self, config: RosBackendConfig | None = None, transport: Transport | None = None) -> None:
-        self.config = config or RosBackendConfig()
-        self._spec = ros_spec(self.family, self.config.spec)
+    def __init__(self, config: RosBackendConfig | None = None, transport: Transport | None = None,
+                 observe_cameras: bool = True) -> None:
+        self.config = c = config or RosBackendConfig()
+        self._spec = ros_spec(self.family, c.spec, c.camera_specs(), observe_cameras)
         self.messages = family_messages(self.family)
-        c = self.config
+        self.cameras = CameraTopics(c.cameras, c.topics_prefix, f"{self.family} over ROS")
         self.frames = Frames(world=c.world_frame, base=c.base_frame, tool=c.tool_frame)
         self.topics = topic_names(self.messages.state_topics + self.messages.command_topics, c.topics_prefix,
                                   c.topics)
@@ -100,6 +114,8 @@ class RosTopicBackend(ConnectOnEnter):
         for topic in self.messages.state_topics:
             transport.subscribe(self.topics[topic.role], topic.typename, self._state_callback(topic.role, transport),
                                 qos_for("state"))
+        generation = self._generation
+        self.cameras.subscribe(transport, lambda: generation == self._generation)
         try:
             self._wait_for_state(transport)
         except BaseException:
@@ -137,7 +153,9 @@ class RosTopicBackend(ConnectOnEnter):
 
     def _missing_required(self) -> list[str]:
         with self._lock:
-            return [self.topics[t.role] for t in self.messages.state_topics if t.required and t.role not in self._latest]
+            silent = [self.topics[t.role] for t in self.messages.state_topics
+                      if t.required and t.role not in self._latest]
+        return silent + self.cameras.silent(tuple(self._spec.cameras))
 
     def _state_callback(self, role: str, transport: Transport) -> Callable[[Message], None]:
         generation = self._generation
@@ -210,8 +228,8 @@ class RosTopicBackend(ConnectOnEnter):
         self._period_s = float(period_s)
 
     def render(self, camera: str, height: int | None = None, width: int | None = None) -> np.ndarray:
-        raise KeyError(f"{type(self).__name__} has no camera ({camera!r} asked): camera topics are not wired "
-                       f"into the ROS backends")
+        """The newest frame of ``camera`` (module docstring); ``CameraTimeout`` naming the topic when stale."""
+        return self.cameras.render(camera, self._require().now_ns(), height, width)
 
     # ------------------------------------------------------------------ internals
     def _choose_command_roles(self, wanted: str | None) -> tuple[str, ...]:

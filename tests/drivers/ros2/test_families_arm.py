@@ -51,6 +51,10 @@ def test_joint_states_in_any_order_with_a_robot_prefix():
     back = fr3.state_from_messages(messages, spec)
     assert_close(back.joint_pos_rad, state.joint_pos_rad)
     assert_close(back.gripper_width_m, state.gripper_width_m)
+    assert_close(fr3.joint_positions(messages["joint_states"], spec), state.joint_pos_rad)  # a reset's JointState
+    with pytest.raises(ValueError, match=r"missing joints \['fr3_joint7'\]"):
+        fr3.joint_positions({**joints, "name": joints["name"][:6], "position": joints["position"][:6],
+                             "velocity": np.zeros(0)}, spec)
     with pytest.raises(ValueError, match=r"unknown joint names \[.*'fr3_joint1'.*missing joints \['joint1'"):
         ARM.state_from_messages(messages, spec)
 

@@ -7,8 +7,7 @@ import sys
 
 import pytest
 
-from drivers.ros2.qos import (KINDS, SENSOR_DATA, SYSTEM_DEFAULT, QosProfile, compatible, kind_for_typename, qos_for,
-                              to_rclpy)
+from drivers.ros2.qos import KINDS, SENSOR_DATA, SYSTEM_DEFAULT, QosProfile, compatible, qos_for, to_rclpy
 
 RELIABLE_VOLATILE = QosProfile("reliable", "volatile", 10)  # what `ros2 topic echo`, rviz... request by default
 LATCHED = QosProfile("reliable", "transient_local", 1)
@@ -75,13 +74,6 @@ def test_unknown_kind_or_side_lists_the_known_ones():
         qos_for("telemetry")
     with pytest.raises(ValueError, match="known sides: subscription, publisher"):
         qos_for("state", "server")
-
-
-def test_kind_for_typename():
-    assert kind_for_typename("sensor_msgs/msg/Image") == kind_for_typename("sensor_msgs/msg/CompressedImage") == "image"
-    assert kind_for_typename("sensor_msgs/msg/CameraInfo") == "camera_info"
-    assert kind_for_typename("nav_msgs/msg/Odometry") == "state"
-    assert kind_for_typename("geometry_msgs/msg/PoseStamped", command=True) == "command"
 
 
 def test_to_rclpy_without_ros_says_what_to_source(monkeypatch):

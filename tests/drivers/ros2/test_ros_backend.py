@@ -186,8 +186,8 @@ def test_configs_rig_files_and_registry_entries(tmp_path):
     rig.write_text("[car.ros]\nspeed_limit = 3\n")
     with pytest.raises(RosRigError, match="speed_limit"):
         make_car(None, "state", rig=str(rig))
-    with pytest.raises(NotImplementedError, match="state only"):
-        make_car(None, "pixels")
+    with pytest.raises(ValueError, match="obs must be 'state' or 'pixels'"):
+        make_car(None, "depth")
     with pytest.raises(ValueError, match="unknown role"):
         RosCarBackend(RosBackendConfig(topics={"steering": "/x"}))
     with pytest.raises(ValueError, match="speed"):
