@@ -48,6 +48,7 @@ from typing import Any
 
 import numpy as np
 
+from drivers.quad import fly_to_start
 from drivers.quad.crazyflie_config import CrazyflieConfig
 from drivers.quad.crazyflie_link import CrazyflieLink, CrazyflieLinkStatus, RateMeter, wait_until
 from drivers.quad.crazyflie_protocol import (
@@ -66,7 +67,6 @@ from robot_rl.backends.quadrotor import (
     QuadState,
     ThrustRates,
     clip_quad_command,
-    inside_geofence,
 )
 from robot_rl.rate import Rate
 
@@ -103,7 +103,7 @@ class CrazyflieBackend(ConnectOnEnter):
         self._rate: Rate | None = None
         self._sent = 0
         self._meters = (RateMeter(), RateMeter())  # state samples, setpoints
-        self._warned_reset = False
+        self._reset_notice = fly_to_start.ResetNotice(log, f"Crazyflie at {self.config.uri}")
 
     @property
     def spec(self) -> QuadSpec:
@@ -255,11 +255,8 @@ class CrazyflieBackend(ConnectOnEnter):
         ``reset_tolerance_m`` and slower than ``reset_max_speed_m_s`` (then holds there until a command);
         raises TimeoutError after ``reset_timeout_s`` (holding where it is)."""
         link, supervisor = self._require()
-        target = np.asarray(pos_m, dtype=np.float64)
-        if target.shape != (3,) or not inside_geofence(self._spec, target):
-            raise ValueError(f"set_state: {pos_m!r} is not a position inside the geofence "
-                             f"{self._spec.geofence_low_m.tolist()}..{self._spec.geofence_high_m.tolist()}")
-        self._warn_reset_once()
+        target = fly_to_start.checked_start_m(self._spec, pos_m)
+        self._reset_notice.warn_once()
         self._refuse_if(supervisor)
         if not supervisor.armed:
             self._arm(link, supervisor)
@@ -280,14 +277,8 @@ class CrazyflieBackend(ConnectOnEnter):
 
     def _arrived(self, link: CrazyflieLink, target: np.ndarray) -> bool:
         sample = link.state
-        return bool(np.linalg.norm(sample.pos_m - target) <= self.config.reset_tolerance_m and
-                    np.linalg.norm(sample.vel_m_s) <= self.config.reset_max_speed_m_s)
-
-    def _warn_reset_once(self) -> None:
-        if not self._warned_reset:
-            self._warned_reset = True
-            log.warning("Crazyflie reset flies to the start position level and at rest; the task's initial "
-                        "attitude, velocity and body rates are not reproduced on a real drone")
+        return fly_to_start.arrived(sample.pos_m, sample.vel_m_s, target, self.config.reset_tolerance_m,
+                                    self.config.reset_max_speed_m_s)
 
     # ------------------------------------------------------------------ the stream (its own thread)
     def _stream_loop(self) -> None:

@@ -9,7 +9,9 @@ topics; the common part (connect, stale-state errors, clip-and-publish, watchdog
   the steering held and keeps streaming it until the next command, so a stack without our stop topic
   ramps down to a standstill (as a VESC keeps braking);
 * quadrotor (velocity level: ``cmd_vel``): ``clip_quad_command``; the first command waits until the robot
-  reports armed (where it reports it); ``stop()`` lands through the stop topic only;
+  reports armed (where it reports it); ``stop()`` lands through the stop topic only; ``set_state`` (the
+  quadrotor tasks' reset) flies to the start with the host-side position loop of
+  :mod:`drivers.quad.control`, level and at rest, as the Crazyflie backend does;
 * arm (TCP pose target + gripper width on two topics): ``clip_target``; ``reset()`` goes through the robot
   node's ``cmd/reset_joints``; ``stop()`` is also sent as a target at the current pose.
 """
@@ -21,6 +23,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from drivers.quad.control import QuadController
+from drivers.quad.fly_to_start import ResetNotice, arrived, checked_start_m
 from drivers.ros2.bridge import RESET_JOINTS
 from drivers.ros2.msg_dicts import header
 from drivers.ros2.qos import qos_for
@@ -29,7 +33,7 @@ from drivers.ros2.ros_topics_backend import CONNECT_POLL_S, IDLE, RosTopicBacken
 from drivers.ros2.transport import Transport
 from robot_rl.backends.arm import ArmTarget, clip_target
 from robot_rl.backends.car import CarCommand, clip_car_command
-from robot_rl.backends.quadrotor import clip_quad_command
+from robot_rl.backends.quadrotor import VELOCITY, VelocityCommand, clip_quad_command
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +77,8 @@ class RosQuadBackend(RosTopicBackend):
         if not self.config.stop_topic:
             raise ValueError("a quadrotor over ROS needs stop_topic=True: landing has no standard ROS message, so "
                              "stop() asks the robot node to land its backend on the stop topic")
+        self._controller = QuadController.from_spec(self._spec)  # its position loop flies set_state
+        self._reset_notice = ResetNotice(log, "quadrotor over ROS")
 
     def command(self, command: Any) -> Any:
         """As every ROS backend; and when the robot reports arming (the ``armed`` topic) and is disarmed,
@@ -87,6 +93,34 @@ class RosQuadBackend(RosTopicBackend):
             transport.sleep(CONNECT_POLL_S)
         return sent
 
+    def set_state(self, pos_m: np.ndarray, quat_wxyz: np.ndarray, vel_m_s: np.ndarray,
+                  body_rates_rad_s: np.ndarray) -> None:
+        """The task's reset on a robot behind ROS: fly to ``pos_m`` (world frame, ENU, inside the geofence), level
+        and at rest, with velocity commands from the host-side position loop
+        (:meth:`~drivers.quad.control.QuadController.position_to_velocity`, yaw rate 0) every ``RESET_PERIOD_S``;
+        ``quat_wxyz``, ``vel_m_s`` and ``body_rates_rad_s`` are not reproduced (warned once). Returns once
+        within ``reset_tolerance_m`` and slower than ``reset_max_speed_m_s``, holding there (zero velocity)
+        until the next command; after ``reset_timeout_s`` (transport clock) it holds where it is and raises
+        TimeoutError. As after any command, the watchdog lands it when no command follows within ``watchdog_s``."""
+        transport = self._require()
+        target = checked_start_m(self._spec, pos_m)
+        self._reset_notice.warn_once()
+        deadline_ns = transport.now_ns() + round(self.config.reset_timeout_s * 1e9)
+        state = self.read_state()
+        while not arrived(state.pos_m, state.vel_m_s, target, self.config.reset_tolerance_m,
+                          self.config.reset_max_speed_m_s):
+            if transport.now_ns() >= deadline_ns:
+                self.command(VelocityCommand(vel_m_s=np.zeros(3), yaw_rate_rad_s=0.0))
+                raise TimeoutError(f"quadrotor over ROS: set_state not within {self.config.reset_tolerance_m} m of "
+                                   f"{target.tolist()} and slower than {self.config.reset_max_speed_m_s} m/s after "
+                                   f"{self.config.reset_timeout_s} s (at {np.round(state.pos_m, 3).tolist()} m, "
+                                   f"{np.linalg.norm(state.vel_m_s):.2f} m/s); holding there")
+            vel = self._controller.position_to_velocity(state.pos_m, target, np)
+            self.command(VelocityCommand(vel_m_s=vel, yaw_rate_rad_s=0.0))
+            self.sync(RESET_PERIOD_S)
+            state = self.read_state()
+        self.command(VelocityCommand(vel_m_s=np.zeros(3), yaw_rate_rad_s=0.0))
+
     def _reported_armed(self) -> bool:
         """Armed by the newest ``armed`` message; True when the robot does not report arming at all."""
         with self._lock:
@@ -97,6 +131,11 @@ class RosQuadBackend(RosTopicBackend):
         level = getattr(command, "level", None)
         if level is None:
             raise ValueError(f"a quadrotor backend takes a quadrotor command, got {type(command).__name__}")
+        if level != VELOCITY:
+            raise ValueError(f"a quadrotor over ROS takes velocity commands only (geometry_msgs/Twist on "
+                             f"{self.topics['cmd_vel']}), got a {level!r} command: the lower levels have no standard "
+                             f"ROS 2 message (drivers.ros2.messages_quad), so tasks whose actions are thrust + body "
+                             f"rates (quad_hover, quad_track) reset on ros_quad but cannot step there")
         return clip_quad_command(command, self._spec, state)
 
 

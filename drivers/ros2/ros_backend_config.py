@@ -106,7 +106,10 @@ class RosBackendConfig:
         state_max_age_s: a required state topic with no message for this long makes ``read_state``
             raise :class:`~drivers.ros2.ros_backend.StaleStateError` naming it.
         connect_timeout_s: ``connect()`` fails when a required state topic has not spoken by then.
-        reset_timeout_s: an arm's ``reset()`` fails when the joints (then the TCP target) are not reached by then.
+        reset_timeout_s: an arm's ``reset()`` fails when the joints (then the TCP target) are not reached by then;
+            so does a quadrotor's ``set_state`` (the flight to the task's start).
+        reset_tolerance_m, reset_max_speed_m_s: a quadrotor's ``set_state`` has arrived once within this distance
+            of the start and slower than this speed (as ``CrazyflieConfig``'s).
         stop_topic: ``stop()`` also publishes ``true`` on ``cmd/stop`` (``std_msgs/msg/Bool``),
             which the robot node (:class:`~drivers.ros2.bridge.RobotBridge`) serves; a quadrotor needs it
             (landing has no standard message).
@@ -124,13 +127,16 @@ class RosBackendConfig:
     state_max_age_s: float = 0.5
     connect_timeout_s: float = 5.0
     reset_timeout_s: float = 10.0
+    reset_tolerance_m: float = 0.1
+    reset_max_speed_m_s: float = 0.2
     stop_topic: bool = True
     cameras: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     node_name: str = "robot_rl_backend"
     rig: str | None = None
 
     def __post_init__(self) -> None:
-        for name in ("state_max_age_s", "connect_timeout_s", "reset_timeout_s"):
+        for name in ("state_max_age_s", "connect_timeout_s", "reset_timeout_s", "reset_tolerance_m",
+                     "reset_max_speed_m_s"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and 0 < value < math.inf):
                 raise ValueError(f"RosBackendConfig.{name} must be a finite number > 0, got {value!r}")
