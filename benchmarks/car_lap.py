@@ -16,7 +16,12 @@ one after the other), read back from their files:
   from the evaluation starts completing a lap);
 * lap times: the final policy and the expert each drive the same seeded evaluation starts
   (:func:`lap_times`, the same function for both): every completed lap's ``info["lap_time_s"]``
-  (the first lap starts at rest, the second is a flying lap), best and mean, and collisions.
+  (the first lap starts at rest, the second is a flying lap), best and mean, and collisions;
+* wasted steps (:func:`wasted_steps`): the share of the online env steps spent facing backwards
+  (the observation's heading cosine < 0) and without progress (reward, the progress rate, < 0.1 m/s).
+
+Before/after a change of the task (e.g. the recovery manoeuvre): ``--env-kwargs recovery=reverse``
+runs the old recovery with the same code.
 
 FastRLAP's anchor: a real car learns to lap in about 12k steps (20 min at 10 Hz); the target here is
 <= 12k env steps (10 min at car_lap's 20 Hz).
@@ -66,6 +71,39 @@ def lap_times(act: Callable[[np.ndarray, object], np.ndarray], episodes: int) ->
             "best_s": min(laps) if laps else None, "mean_s": float(np.mean(laps)) if laps else None}
 
 
+def recovery_headings(recovery: str, crashes: int, seed: int = 0) -> dict:
+    """Drive car_lap with random actions (seeded) until ``crashes`` episodes ended by a collision, flip or
+    stuck; after each, the unseeded ``reset()`` runs the ``recovery`` manoeuvre: the next episode's
+    heading error (from its first observation), whether the simulator had to put the car back on the
+    track (still against a wall or upside down: ``set_pose`` restarts the sim clock) and the
+    manoeuvre's simulated seconds otherwise."""
+    env = robot_rl.make("car_lap", recovery=recovery)
+    rng, errors_deg, seconds, put_back, ends = np.random.default_rng(seed), [], [], 0, []
+    try:
+        env.reset(seed=seed)
+        parts, task = env.unwrapped.state_layout, env.unwrapped.task
+        while len(errors_deg) < crashes:
+            truncated = False
+            while not truncated:
+                _, _, _, truncated, _ = env.step(rng.uniform(-1.0, 1.0, 2).astype(np.float32))
+            end, before_s = _end_of(task.tracker), env.unwrapped.state.time_s
+            obs, _ = env.reset()
+            if end != "time limit":
+                ends.append(end)
+                sin_err, cos_err = obs[parts["heading_sin_cos"]]
+                errors_deg.append(abs(np.degrees(np.arctan2(sin_err, cos_err))))
+                elapsed_s = env.unwrapped.state.time_s - before_s
+                put_back += elapsed_s < 0
+                seconds += [elapsed_s] if elapsed_s >= 0 else []
+    finally:
+        env.close()
+    errors = np.asarray(errors_deg)
+    return {"recovery": recovery, "crashes": crashes, "backwards": float(np.mean(errors > 90)),
+            "within_20_deg": float(np.mean(errors <= 20)), "median_deg": float(np.median(errors)),
+            "put_back": put_back / crashes, "ends": {e: ends.count(e) for e in sorted(set(ends))},
+            "mean_s": float(np.mean(seconds)), "max_s": float(np.max(seconds))}
+
+
 def _end_of(tracker) -> str:
     """What ended an episode (``info["collided"]`` is wall or flip; the tracker tells them apart)."""
     return "wall" if tracker.crashed else "flip" if tracker.flipped else "stuck" if tracker.stuck else "time limit"
@@ -102,6 +140,20 @@ def first_training_lap(run_dir: pathlib.Path) -> int | None:
     return None
 
 
+def wasted_steps(run_dir: pathlib.Path) -> dict:
+    """Shares of the run's online env steps facing backwards (cos of the heading error < 0 after the
+    step, from the state observation) and without progress (reward < 0.1 m/s)."""
+    steps = backwards = stalled = 0
+    for path in sorted((run_dir / "episodes").glob("episode_*.npz")):
+        with np.load(path, allow_pickle=False) as episode:
+            parts = json.loads(str(episode["metadata"]))["observation_spec"]["state"]["parts"]
+            cos_heading = episode["obs/state"][1:, parts["heading_sin_cos"][0] + 1]
+            steps += len(episode["reward"])
+            backwards += int(np.sum(cos_heading < 0))
+            stalled += int(np.sum(episode["reward"] < 0.1))
+    return {"steps": steps, "backwards": backwards / max(steps, 1), "no_progress": stalled / max(steps, 1)}
+
+
 def run_summary(run_dir: pathlib.Path, seed: int, lap_episodes: int) -> dict:
     """What a run (finished or not) has reached."""
     rows = read_rows(run_dir / "eval.csv") if (run_dir / "eval.csv").exists() else []
@@ -109,7 +161,7 @@ def run_summary(run_dir: pathlib.Path, seed: int, lap_episodes: int) -> dict:
     last = int(rows[-1]["step"]) if rows else 0
     laps = lap_times(policy_act(run_dir), lap_episodes) if (run_dir / "actor.pt").exists() else None
     return {"config": "rlpd", "seed": seed, "rows": rows, "last_eval_step": last, "finished": bool(rows) and last >= configured,
-            "first_train_lap": first_training_lap(run_dir),
+            "first_train_lap": first_training_lap(run_dir), "wasted": wasted_steps(run_dir),
             "first_eval_lap": next((int(r["step"]) for r in rows if r["success_rate"] > 0), None), "laps": laps,
             "wall_s": (run_dir / "eval.csv").stat().st_mtime - (run_dir / "config.json").stat().st_mtime if rows else None}
 
@@ -135,15 +187,17 @@ def _laps_text(laps: dict | None) -> str:
 
 def learning_table(results: list[dict], expert: dict) -> list[str]:
     lines = ["| seed | first clean lap, training (env steps) | first eval with a lap (env steps) | evals (step: laps) | "
-             "final policy's laps | best lap / expert's | wall time | state |", "|---|---|---|---|---|---|---|---|"]
+             "env steps facing backwards / without progress | final policy's laps | best lap / expert's | wall time | "
+             "state |", "|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         evals = ", ".join(f"{int(x['step'])}: {x['success_rate']:.0%}" for x in r["rows"]) or "none yet"
         best = r["laps"]["best_s"] if r["laps"] else None
         ratio = f"{best / expert['best_s']:.2f}x" if best and expert["best_s"] else "-"
         wall = f"{r['wall_s'] / 60:.1f} min" if r["wall_s"] else "-"
         state = "finished" if r["finished"] else f"stopped/running at {r['last_eval_step']}"
+        wasted = f"{r['wasted']['backwards']:.0%} / {r['wasted']['no_progress']:.0%} of {r['wasted']['steps']}"
         lines.append(f"| {r['seed']} | {r['first_train_lap'] or 'none'} | {r['first_eval_lap'] or 'none'} | {evals} | "
-                     f"{_laps_text(r['laps'])} | {ratio} | {wall} | {state} |")
+                     f"{wasted} | {_laps_text(r['laps'])} | {ratio} | {wall} | {state} |")
     return lines
 
 
@@ -156,9 +210,17 @@ def main() -> int:
     parser.add_argument("--lap-episodes", type=int, default=10, help="evaluation starts the lap times are measured on")
     parser.add_argument("--out", type=pathlib.Path, default=ROOT / "runs" / "bench-car_lap")
     parser.add_argument("--report", action="store_true", help="summarize the runs in --out instead of training")
+    parser.add_argument("--recoveries", type=int, default=0, help="also: where N recoveries after random-action "
+                        "crashes leave the car, for each recovery manoeuvre")
     parser.add_argument("extra", nargs="*", help="more `robot-rl train` flags, after --")
     args = parser.parse_args()
     print(f"Machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start\n")
+    for recovery in ("reverse", "align") if args.recoveries else ():
+        r = recovery_headings(recovery, args.recoveries)
+        print(f"recovery={recovery}: after {r['crashes']} crashes ({r['ends']}) the next episode starts facing "
+              f"backwards {r['backwards']:.0%}, within 20 degrees of the track direction {r['within_20_deg']:.0%} "
+              f"(median {r['median_deg']:.0f} deg); put back by the simulator {r['put_back']:.0%}; manoeuvre "
+              f"{r['mean_s']:.1f} s mean, {r['max_s']:.1f} s max (simulated, the others)")
     expert = lap_times(expert_act, args.lap_episodes)
     print(f"expert (pure pursuit) on {args.lap_episodes} evaluation starts: {_laps_text(expert)}\n")
     args.out.mkdir(parents=True, exist_ok=True)

@@ -181,10 +181,10 @@ def generate_track(seed: int, half_width_m: float = 0.75, mean_radius_m: float =
     clearance_m = 2 * (half_width_m + wall_thickness_m) + 0.2
     for _ in range(_MAX_DRAWS):
         dense = _draw_centreline(rng, mean_radius_m)
-        points = _resample(dense, spacing_m)
-        curvature = _curvature(points)
+        points = resample_closed_path(dense, spacing_m)
+        curvature = closed_path_curvature(points)
         if np.max(np.abs(curvature)) <= 1.0 / min_radius_m and not _comes_back_near(points, clearance_m):
-            return _make_track(seed, points, curvature, half_width_m, wall_thickness_m)
+            return track_from_centreline(seed, points, curvature, half_width_m, wall_thickness_m)
     raise ValueError(f"no drivable track in {_MAX_DRAWS} draws for seed {seed} (half width {half_width_m} m, "
                      f"mean radius {mean_radius_m} m, min radius {min_radius_m} m): make the track larger")
 
@@ -199,7 +199,8 @@ def _draw_centreline(rng: np.random.Generator, mean_radius_m: float) -> np.ndarr
     return points[::-1] if rng.uniform() < 0.5 else points  # clockwise or counter-clockwise
 
 
-def _resample(dense: np.ndarray, spacing_m: float) -> np.ndarray:
+def resample_closed_path(dense: np.ndarray, spacing_m: float) -> np.ndarray:
+    """A closed path ``(N, 2)`` resampled at equal arc length, about ``spacing_m`` apart (at least 16 points)."""
     closed = np.vstack([dense, dense[:1]])
     s = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(closed, axis=0), axis=1))])
     count = max(16, round(s[-1] / spacing_m))
@@ -207,7 +208,7 @@ def _resample(dense: np.ndarray, spacing_m: float) -> np.ndarray:
     return np.stack([np.interp(targets, s, closed[:, 0]), np.interp(targets, s, closed[:, 1])], axis=1)
 
 
-def _curvature(points: np.ndarray) -> np.ndarray:
+def closed_path_curvature(points: np.ndarray) -> np.ndarray:
     """Signed curvature at each point from the turn between its two segments."""
     before = points - np.roll(points, 1, axis=0)
     after = np.roll(points, -1, axis=0) - points
@@ -226,8 +227,9 @@ def _comes_back_near(points: np.ndarray, clearance_m: float) -> bool:
     return bool(np.any((arc > 0.5 * np.pi * clearance_m) & (distance < clearance_m)))
 
 
-def _make_track(seed: int, points: np.ndarray, curvature: np.ndarray, half_width_m: float,
-                wall_thickness_m: float) -> Track:
+def track_from_centreline(seed: int, points: np.ndarray, curvature: np.ndarray, half_width_m: float,
+                          wall_thickness_m: float) -> Track:
+    """The :class:`Track` of a closed centreline ``points`` (tangents, segment lengths, arc length)."""
     delta = np.roll(points, -1, axis=0) - points
     seg_len = np.linalg.norm(delta, axis=1)
     s = np.concatenate([[0.0], np.cumsum(seg_len)[:-1]])

@@ -12,7 +12,8 @@ completed in this episode. 400 steps (20 s at 20 Hz).
 
 **Episodes and recovery.** A collision, a flip or being stuck ends the episode as *truncated*
 (never terminated: the car goes on driving afterwards, so the value of its state is not zero).
-The recovery manoeuvre (:mod:`tasks.car.recovery`: reverse with random steering, then brake)
+The recovery manoeuvre (:mod:`tasks.car.recovery`; by default: reverse away from the wall, then
+turn the car until it faces along the track; ``recovery="reverse"``: reverse with random steering)
 runs inside the next ``reset()``, through the backend, at the task's control rate; its steps are
 not part of any episode, and the next episode starts where it left the car. So resets are:
 
@@ -42,8 +43,14 @@ import numpy as np
 from robot_rl.backends.car import CarBackend, CarSceneControl, CarSpec, CarState
 from sim.car.track import Track, TrackScene
 from tasks.car.base import CarTask
+from tasks.car.course import check_pose_source, load_course
 from tasks.car.lap_arrays import CarLapConfig, LapArrays, LapTracker
-from tasks.car.recovery import brake_to_standstill, reverse_out, straighten_wheels
+from tasks.car.recovery import (
+    brake_to_standstill,
+    reverse_out,
+    straighten_wheels,
+    turn_along_track,
+)
 from tasks.car.track_arrays import TrackArrays, track_arrays
 
 PROPRIO_LAYOUT = {"vel_body_m_s": 2, "yaw_rate_rad_s": 1, "steering_rad": 1}
@@ -84,7 +91,7 @@ class CarLap(CarTask):
             backend.set_pose(pos, float(yaw))
             state = brake_to_standstill(backend, period_s)
         elif not fresh and bool(self.arrays.ended(self.tracker, np)):
-            state = reverse_out(backend, rng, period_s, self.config.recovery_s, self.config.recovery_speed_m_s)
+            state = self._recover(backend, rng, period_s)
         else:
             state = straighten_wheels(backend, period_s)
         state = self._back_on_track(backend, state, period_s)
@@ -99,18 +106,40 @@ class CarLap(CarTask):
         return state
 
     def _track_of(self, backend: CarBackend) -> Track:
-        if not isinstance(backend, TrackScene):
-            raise ValueError(f"car_lap needs the track's centreline: a simulator's `track` (sim/car backends); "
-                             f"{type(backend).__name__} has none (checkpoints from a demonstration lap on a real "
-                             f"car come with drivers/car)")
-        if backend.track is not self.track:
-            self.track = backend.track
+        """The course (``config.course``) or else the scene's track; checks the car has a pose."""
+        if self.config.course is not None:
+            track = self.track if self.track is not None else load_course(self.config.course)
+        elif isinstance(backend, TrackScene):
+            track = backend.track
+        else:
+            raise ValueError(f"car_lap needs a course: a simulator's generated track (sim/car backends) or, on a "
+                             f"real car, course=PATH, a course built from one demonstration lap "
+                             f"(tasks.car.course); {type(backend).__name__} has no track and no course was given")
+        check_pose_source(backend, backend.read_state())
+        if track is not self.track:
+            self.track = track
             self.config.check_track(self.track.half_width_m)
             self._track_arrays = track_arrays(self.track)
         return self.track
 
     def _centre(self, state: CarState) -> np.ndarray:
         return self.arrays.centre_arrays(state.pos_m, np.asarray(state.yaw_rad), np)
+
+    def _recover(self, backend: CarBackend, rng: np.random.Generator, period_s: float) -> CarState:
+        """The recovery manoeuvre of ``config.recovery``; ``"align"`` locates the car on the track as it turns."""
+        c = self.config
+        if c.recovery == "reverse":
+            return reverse_out(backend, rng, period_s, c.recovery_s, c.recovery_speed_m_s)
+        index = self.tracker.index
+
+        def where(state: CarState) -> tuple[float, float, float]:
+            nonlocal index
+            index, _, lateral, sin_err, cos_err, clearance = self.arrays.locate_car(
+                self._track_arrays, index, state.pos_m, np.asarray(state.yaw_rad), np)
+            return math.atan2(float(sin_err), float(cos_err)), float(lateral), float(clearance)
+
+        return turn_along_track(backend, where, period_s, c.recovery_s, c.recovery_speed_m_s,
+                                c.recovery_heading_tol_rad)
 
     def _back_on_track(self, backend: CarBackend, state: CarState, period_s: float) -> CarState:
         """After recovery: a car still against a wall or upside down is put back on the centreline (sim)."""

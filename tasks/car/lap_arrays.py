@@ -33,13 +33,15 @@ from tasks.car.base import DriveMapping
 from tasks.car.expert import PurePursuit, pure_pursuit_arrays
 from tasks.car.track_arrays import (
     TrackArrays,
-    collision_arrays,
     heading_error_arrays,
     locate_arrays,
     lookahead_arrays,
     track_arrays,
+    wall_clearance_arrays,
     wrap_arc_arrays,
 )
+
+RECOVERIES = ("align", "reverse")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,8 +61,16 @@ class CarLapConfig:
         start_lateral_m, start_heading_rad: random starts are this far off the centreline / its direction.
         respawn: in sim, start every episode at a random point of the track instead of where the
             previous one ended (after recovery); the JAX env always respawns.
-        recovery_s, recovery_speed_m_s: the recovery manoeuvre after a collision, flip or stuck:
-            reverse this long at this speed with a random steering angle, then brake.
+        recovery: the manoeuvre after a collision, flip or stuck (:mod:`tasks.car.recovery`): ``"align"``
+            (default) reverses away turning toward the track direction, then turns the car in forward and
+            reverse legs until it faces along the track within ``recovery_heading_tol_rad``; ``"reverse"``
+            (FastRLAP's) reverses with a random steering angle and can leave it facing backwards.
+        recovery_s, recovery_speed_m_s: the manoeuvre's first, reversing leg: this long at most, at this speed.
+        recovery_heading_tol_rad: ``"align"`` ends with the car this close to the track direction (or
+            after 8 legs; a car still against a wall is then put back on the track in sim).
+        course: a course file (:func:`tasks.car.course.save_course`: checkpoints from one demonstration
+            lap) to race instead of the scene's generated track: how car_lap runs on a real car. The
+            car's pose must then be in the course's frame.
         randomize_visuals: draw new floor/wall textures and lighting at every reset (sim backends
             that support it; for pixel policies).
         expert_max_speed_m_s, expert_lateral_accel_m_s2: the pure-pursuit expert's speed cap and curve limit.
@@ -82,8 +92,11 @@ class CarLapConfig:
     start_lateral_m: float = 0.2
     start_heading_rad: float = 0.2
     respawn: bool = False
+    recovery: str = "align"
     recovery_s: float = 1.0
     recovery_speed_m_s: float = 1.0
+    recovery_heading_tol_rad: float = 0.35
+    course: str | None = None
     randomize_visuals: bool = False
     expert_max_speed_m_s: float = 3.0
     expert_lateral_accel_m_s2: float = 4.0
@@ -92,7 +105,7 @@ class CarLapConfig:
         if self.max_episode_steps < 1:
             raise ValueError(f"max_episode_steps must be >= 1, got {self.max_episode_steps}")
         for name in ("stuck_s", "flip_s", "stuck_min_progress_m", "car_length_m", "car_width_m", "recovery_s",
-                     "recovery_speed_m_s"):
+                     "recovery_speed_m_s", "recovery_heading_tol_rad"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
         for name in ("crash_penalty", "collision_margin_m", "start_lateral_m", "start_heading_rad", "rear_overhang_m"):
@@ -100,6 +113,8 @@ class CarLapConfig:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         if not self.rear_overhang_m < self.car_length_m:
             raise ValueError(f"rear_overhang_m {self.rear_overhang_m} must be shorter than car_length_m {self.car_length_m}")
+        if self.recovery not in RECOVERIES:
+            raise ValueError(f"recovery must be one of {RECOVERIES}, got {self.recovery!r}")
         lookahead = tuple(float(d) for d in self.lookahead_m)  # a JSON list from --env-kwargs too
         if not lookahead or min(lookahead) < 0:
             raise ValueError(f"lookahead_m must be distances >= 0, got {self.lookahead_m!r}")
@@ -152,6 +167,9 @@ class LapArrays:
 
     def track_arrays(self, track: Any, xp: Any, dtype: Any) -> Any:
         """The scene's track as the arrays these functions read (:func:`tasks.car.track_arrays.track_arrays`)."""
+        if self.config.course is not None:
+            raise NotImplementedError("course= (a demonstration lap's checkpoints) is for car_lap on the MuJoCo or a "
+                                      "real car; the JAX car races the track its config generates")
         return track_arrays(track, xp, dtype)
 
     @property
@@ -191,7 +209,7 @@ class LapArrays:
         """The tracker after one control step that left the car at ``pos_m``/``yaw_rad`` at ``time_s``;
         ``driving``: whether the policy asked the car to move."""
         c = self.config
-        index, s_m, lateral, tangent = locate_arrays(track, self.centre_arrays(pos_m, yaw_rad, xp), tracker.index, xp)
+        index, s_m, lateral, sin_err, cos_err, clearance = self.locate_car(track, tracker.index, pos_m, yaw_rad, xp)
         ds = wrap_arc_arrays(s_m - tracker.s_m, track.length_m, xp)
         progress = tracker.progress_m + ds
         improved = progress > tracker.best_m + c.stuck_min_progress_m
@@ -199,9 +217,7 @@ class LapArrays:
         stuck_s = xp.where(improved, 0.0, tracker.stuck_s + xp.where(driving, dt, 0.0))
         upside_down_s = xp.where(accel_z_m_s2 < 0.0, tracker.upside_down_s + dt, 0.0)
         lap_done = progress - tracker.lap_start_m >= track.length_m
-        sin_err, cos_err = heading_error_arrays(tangent, yaw_rad, xp)
-        crashed = collision_arrays(lateral, sin_err, cos_err, 0.5 * c.car_length_m, 0.5 * c.car_width_m,
-                                   track.half_width_m - c.collision_margin_m, xp)
+        crashed = clearance <= 0.0
         return LapTracker(
             index, s_m, progress, xp.where(improved, progress, tracker.best_m), stuck_s, upside_down_s,
             tracker.time_s + dt, dt,
@@ -209,6 +225,17 @@ class LapArrays:
             tracker.laps + lap_done.astype(tracker.laps.dtype), xp.where(lap_done, time_s - tracker.lap_start_s,
                                                                          tracker.lap_time_s),
             ds, lateral, sin_err, cos_err, crashed, stuck_s >= c.stuck_s, upside_down_s >= c.flip_s - 1e-9)
+
+    def locate_car(self, track: TrackArrays, index: Any, pos_m: Any, yaw_rad: Any, xp: Any) -> tuple[Any, ...]:
+        """The footprint centre of a car at ``pos_m``/``yaw_rad`` located from segment ``index``:
+        ``(index, s_m, lateral_m, sin_err, cos_err, wall_clearance_m)`` (the heading relative to the
+        track direction; the footprint's distance from the nearer wall, ``<= 0``: a collision)."""
+        c = self.config
+        index, s_m, lateral, tangent = locate_arrays(track, self.centre_arrays(pos_m, yaw_rad, xp), index, xp)
+        sin_err, cos_err = heading_error_arrays(tangent, yaw_rad, xp)
+        clearance = wall_clearance_arrays(lateral, sin_err, cos_err, 0.5 * c.car_length_m, 0.5 * c.car_width_m,
+                                          track.half_width_m - c.collision_margin_m, xp)
+        return index, s_m, lateral, sin_err, cos_err, clearance
 
     def ended(self, tracker: LapTracker, xp: Any) -> Any:
         """The episode ends (truncated) after this step: collision, flip or stuck."""

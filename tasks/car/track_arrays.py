@@ -76,12 +76,12 @@ def heading_error_arrays(tangent: Any, yaw_rad: Any, xp: Any) -> tuple[Any, Any]
     return tangent[..., 0] * hy - tangent[..., 1] * hx, tangent[..., 0] * hx + tangent[..., 1] * hy
 
 
-def collision_arrays(lateral_m: Any, sin_err: Any, cos_err: Any, half_length_m: float, half_width_m: float,
-                     wall_m: float, xp: Any) -> Any:
-    """Whether the car's footprint (a rectangle, centre ``lateral_m`` from the centreline, turned by
-    the heading error) reaches a wall ``wall_m`` from the centreline (curvature neglected)."""
-    reach = xp.abs(lateral_m) + half_length_m * xp.abs(sin_err) + half_width_m * xp.abs(cos_err)
-    return reach >= wall_m
+def wall_clearance_arrays(lateral_m: Any, sin_err: Any, cos_err: Any, half_length_m: float, half_width_m: float,
+                          wall_m: float, xp: Any) -> Any:
+    """How far [m] the car's footprint (a rectangle, centre ``lateral_m`` from the centreline, turned by
+    the heading error) stays from the nearer of two walls ``wall_m`` from the centreline; ``<= 0``: it
+    reaches the wall (curvature neglected)."""
+    return wall_m - (xp.abs(lateral_m) + half_length_m * xp.abs(sin_err) + half_width_m * xp.abs(cos_err))
 
 
 def to_body_arrays(points_m: Any, pos_m: Any, yaw_rad: Any, xp: Any) -> Any:

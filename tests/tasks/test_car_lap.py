@@ -195,7 +195,7 @@ def test_clear_errors():
     with pytest.raises(ValueError, match="lookahead_m"):
         CarLapConfig(lookahead_m=())
     puck = robot_rl.make("puck_reach").unwrapped.backend
-    with pytest.raises(ValueError, match="centreline"):
+    with pytest.raises(ValueError, match="needs a course"):
         CarLap().reset(puck, np.random.default_rng(0))
     with pytest.raises(RuntimeError, match="reset"):
         CarLap().reward(None)

@@ -191,7 +191,7 @@ def test_robot_rl_make_builds_an_env_on_the_vesc_car_and_car_lap_says_what_it_la
     env = robot_rl.make("car_lap", backend="vesc", port=emulator.port)
     try:
         assert env.action_space.shape == (2,)
-        with pytest.raises(ValueError, match="car_lap needs the track's centreline.*VescCar has none"):
+        with pytest.raises(ValueError, match="car_lap needs a course.*course=PATH.*VescCar has no track"):
             env.reset(seed=0)
     finally:
         env.close()
