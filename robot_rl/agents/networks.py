@@ -1,4 +1,4 @@
-"""Networks shared by the agents: MLPs, critic ensembles, image encoders, the observation encoder.
+"""Networks shared by the agents: MLPs, image encoders, the observation encoder (critic ensembles: ensemble.py).
 
 Images stay channels-last ``uint8 (B, H, W, 3)`` until the first layer of an image network, which
 permutes them and scales them to float ``[-0.5, 0.5]``. The observation encoder turns one canonical
@@ -34,67 +34,6 @@ def mlp(in_dim: int, hidden_dims: Sequence[int], out_dim: int | None = None) -> 
     if out_dim is not None:
         layers.append(nn.Linear(in_dim, out_dim))
     return nn.Sequential(*layers)
-
-
-class EnsembleLinear(nn.Module):
-    """``num`` independent Linear layers evaluated as one batched matmul.
-
-    Input ``(B, in)`` (shared by all members) or ``(N, B, in)``; output ``(N, B, out)``.
-    ``members`` (a LongTensor of indices) evaluates only that subset.
-    """
-
-    def __init__(self, num: int, in_dim: int, out_dim: int):
-        super().__init__()
-        bound = 1.0 / math.sqrt(in_dim)  # nn.Linear's default scale, per member
-        self.weight = nn.Parameter(torch.empty(num, in_dim, out_dim).uniform_(-bound, bound))
-        self.bias = nn.Parameter(torch.empty(num, 1, out_dim).uniform_(-bound, bound))
-
-    def forward(self, x: torch.Tensor, members: torch.Tensor | None = None) -> torch.Tensor:
-        weight, bias = (self.weight, self.bias) if members is None else (self.weight[members], self.bias[members])
-        if x.dim() == 2:
-            return torch.matmul(x, weight) + bias
-        return torch.baddbmm(bias, x, weight)
-
-
-class EnsembleLayerNorm(nn.Module):
-    """LayerNorm over the last dim with a separate affine transform per ensemble member."""
-
-    def __init__(self, num: int, dim: int):
-        super().__init__()
-        self.weight = nn.Parameter(torch.ones(num, 1, dim))
-        self.bias = nn.Parameter(torch.zeros(num, 1, dim))
-
-    def forward(self, x: torch.Tensor, members: torch.Tensor | None = None) -> torch.Tensor:
-        weight, bias = (self.weight, self.bias) if members is None else (self.weight[members], self.bias[members])
-        return torch.addcmul(bias, F.layer_norm(x, x.shape[-1:]), weight)
-
-
-class EnsembleMLP(nn.Module):
-    """``num`` MLPs (Linear + LayerNorm + ReLU hidden layers) vectorized over a leading dim."""
-
-    def __init__(self, num: int, in_dim: int, hidden_dims: Sequence[int], out_dim: int):
-        super().__init__()
-        dims = [in_dim, *hidden_dims]
-        self.linears = nn.ModuleList(EnsembleLinear(num, a, b) for a, b in zip(dims[:-1], dims[1:]))
-        self.norms = nn.ModuleList(EnsembleLayerNorm(num, b) for b in dims[1:])
-        self.out = EnsembleLinear(num, dims[-1], out_dim)
-
-    def forward(self, x: torch.Tensor, members: torch.Tensor | None = None) -> torch.Tensor:
-        for linear, norm in zip(self.linears, self.norms):
-            x = F.relu(norm(linear(x, members), members))
-        return self.out(x, members)
-
-
-class Critic(nn.Module):
-    """An ensemble of ``num`` Q-functions on ``[features, action]``: returns ``(N, B)``."""
-
-    def __init__(self, num: int, feature_dim: int, action_dim: int, hidden_dims: Sequence[int]):
-        super().__init__()
-        self.num = num
-        self.net = EnsembleMLP(num, feature_dim + action_dim, hidden_dims, 1)
-
-    def forward(self, features: torch.Tensor, action: torch.Tensor, members: torch.Tensor | None = None) -> torch.Tensor:
-        return self.net(torch.cat([features, action], dim=-1), members).squeeze(-1)
 
 
 # ---------------------------------------------------------------- images

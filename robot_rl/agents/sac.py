@@ -21,8 +21,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from robot_rl.agents.distributions import TanhGaussianPolicy, sample_tanh_gaussian
+from robot_rl.agents.ensemble import Critic
 from robot_rl.agents.networks import (
-    Critic,
     augment,
     batch_to_tensors,
     build_encoder,
@@ -33,6 +33,7 @@ from robot_rl.agents.networks import (
     split_batch,
 )
 from robot_rl.agents.base import AgentBase, EncoderConfig, group_weights
+from robot_rl.agents.memory import keep_freed_memory
 from robot_rl.agents.optim import fused_adam_supported, keep_implementation, make_adam, step_unless_nonfinite
 from robot_rl.data.schema import Batch, ObsSpec, check_finite
 
@@ -161,6 +162,8 @@ class SACAgent(AgentBase):
             raise ValueError(f"action_dim {action_dim} is too small (hybrid_gripper needs >= 2)")
         self._config, self._obs_spec, self._action_dim = config, obs_spec, int(action_dim)
         self._device = torch.device(device)
+        if self._device.type == "cpu":
+            keep_freed_memory()  # CPU updates page-fault their activations in again otherwise (memory.py)
         self._continuous_dim = action_dim - 1 if config.hybrid_gripper else action_dim
         self._target_entropy = -self._continuous_dim / 2 if config.target_entropy is None else config.target_entropy
         with torch.random.fork_rng(devices=[]):
