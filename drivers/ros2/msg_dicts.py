@@ -31,6 +31,7 @@ MSG_DIR = Path(__file__).parent / "msg"
 EXTRA_TYPES = {
     "ackermann_msgs/msg/AckermannDrive": "AckermannDrive.msg",
     "ackermann_msgs/msg/AckermannDriveStamped": "AckermannDriveStamped.msg",
+    "mavros_msgs/msg/AttitudeTarget": "AttitudeTarget.msg",
 }
 _INT_RANGES = {f"{sign}int{bits}": ((-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if sign == "" else (0, 2 ** bits - 1))
                for sign in ("", "u") for bits in (8, 16, 32, 64)}
@@ -72,7 +73,7 @@ def header(time_ns: int, frame_id: str) -> Message:
 # ----------------------------------------------------------------------------- typestores
 @functools.cache
 def typestore(distro: str = "humble"):
-    """The rosbags typestore of ``distro`` ("humble" or "jazzy") with our ackermann_msgs types; cached."""
+    """The rosbags typestore of ``distro`` ("humble" or "jazzy") with our extra types (:data:`EXTRA_TYPES`); cached."""
     from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
     stores = {"humble": Stores.ROS2_HUMBLE, "jazzy": Stores.ROS2_JAZZY}

@@ -8,7 +8,10 @@ topics; the common part (connect, stale-state errors, clip-and-publish, watchdog
 * car (speed mode: ``ackermann`` or ``cmd_vel``): ``clip_car_command``; ``stop()`` publishes zero speed with
   the steering held and keeps streaming it until the next command, so a stack without our stop topic
   ramps down to a standstill (as a VESC keeps braking);
-* quadrotor (velocity level: ``cmd_vel``): ``clip_quad_command``; the first command waits until the robot
+* quadrotor (the levels of ``config.command_levels``: velocity on ``cmd_vel``, by default the only one, and
+  thrust + body rates on ``attitude_target``, ``mavros_msgs/AttitudeTarget``): ``clip_quad_command``, each
+  command published on its level's topic; below the velocity level a command outside the geofence lands the
+  robot instead (RuntimeError), as a real quadrotor backend does; the first command waits until the robot
   reports armed (where it reports it); ``stop()`` lands through the stop topic only; ``set_state`` (the
   quadrotor tasks' reset) flies to the start with the host-side position loop of
   :mod:`drivers.quad.control`, level and at rest, as the Crazyflie backend does;
@@ -26,6 +29,7 @@ import numpy as np
 from drivers.quad.control import QuadController
 from drivers.quad.fly_to_start import ResetNotice, arrived, checked_start_m
 from drivers.ros2.bridge import RESET_JOINTS
+from drivers.ros2.messages_quad import LEVEL_ROLES
 from drivers.ros2.msg_dicts import header
 from drivers.ros2.qos import qos_for
 from drivers.ros2.ros_backend_config import RosBackendConfig, load_ros_rig
@@ -33,7 +37,7 @@ from drivers.ros2.ros_topics_backend import CONNECT_POLL_S, IDLE, RosTopicBacken
 from drivers.ros2.transport import Transport
 from robot_rl.backends.arm import ArmTarget, clip_target
 from robot_rl.backends.car import CarCommand, clip_car_command
-from robot_rl.backends.quadrotor import VELOCITY, VelocityCommand, clip_quad_command
+from robot_rl.backends.quadrotor import VELOCITY, VelocityCommand, clip_quad_command, inside_geofence
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +71,8 @@ class RosCarBackend(RosTopicBackend):
 
 
 class RosQuadBackend(RosTopicBackend):
-    """A quadrotor behind ROS 2 topics (velocity level: cmd_vel); ``stop()`` lands through the stop topic."""
+    """A quadrotor behind ROS 2 topics (velocity on cmd_vel; with ``command_levels`` also thrust + body rates on
+    attitude_target); ``stop()`` lands through the stop topic."""
 
     family = "quadrotor"
 
@@ -103,6 +108,9 @@ class RosQuadBackend(RosTopicBackend):
         until the next command; after ``reset_timeout_s`` (transport clock) it holds where it is and raises
         TimeoutError. As after any command, the watchdog lands it when no command follows within ``watchdog_s``."""
         transport = self._require()
+        if VELOCITY not in self._spec.command_levels:
+            raise ValueError(f"quadrotor over ROS: set_state flies to the start with velocity commands, but "
+                             f"command_levels is {self._spec.command_levels}: add 'velocity' (the cmd_vel Twist)")
         target = checked_start_m(self._spec, pos_m)
         self._reset_notice.warn_once()
         deadline_ns = transport.now_ns() + round(self.config.reset_timeout_s * 1e9)
@@ -131,12 +139,26 @@ class RosQuadBackend(RosTopicBackend):
         level = getattr(command, "level", None)
         if level is None:
             raise ValueError(f"a quadrotor backend takes a quadrotor command, got {type(command).__name__}")
-        if level != VELOCITY:
-            raise ValueError(f"a quadrotor over ROS takes velocity commands only (geometry_msgs/Twist on "
-                             f"{self.topics['cmd_vel']}), got a {level!r} command: the lower levels have no standard "
-                             f"ROS 2 message (drivers.ros2.messages_quad), so tasks whose actions are thrust + body "
-                             f"rates (quad_hover, quad_track) reset on ros_quad but cannot step there")
+        if level not in self._spec.command_levels:
+            raise ValueError(f"a quadrotor over ROS configured with command_levels {self._spec.command_levels} takes "
+                             f"no {level!r} command: the ROS stack takes only those; thrust + body rates "
+                             f"(quad_hover, quad_track) travel as mavros_msgs/AttitudeTarget with "
+                             f"command_levels=('thrust_rates', 'velocity'), the other levels have no message here")
+        if level != VELOCITY and not inside_geofence(self._spec, state.pos_m):
+            self.stop()
+            raise RuntimeError(f"quadrotor over ROS: at {np.round(state.pos_m, 3).tolist()} m, outside the geofence, "
+                               f"with a {level!r} command: landing (stop topic); fly back in with velocity commands")
         return clip_quad_command(command, self._spec, state)
+
+    def _choose_command_roles(self, wanted: str | None) -> tuple[str, ...]:
+        """Each command goes to the topic of its level (``command_levels``); ``command_role`` has no say."""
+        if wanted not in (None, LEVEL_ROLES[VELOCITY]):
+            raise ValueError(f"quadrotor over ROS: each command goes to the topic of its level ({LEVEL_ROLES}); set "
+                             f"command_levels, not command_role={wanted!r}")
+        return tuple(LEVEL_ROLES[level] for level in self._spec.command_levels)
+
+    def _publish_command(self, transport: Transport, command: Any) -> None:
+        self._publish_on(transport, LEVEL_ROLES[command.level], command)
 
 
 class RosArmBackend(RosTopicBackend):

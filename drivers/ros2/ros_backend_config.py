@@ -36,10 +36,11 @@ from drivers.ros2.images import check_image_transport
 from robot_rl.backends.arm import ArmSpec
 from robot_rl.backends.base import CameraSpec
 from robot_rl.backends.car import SPEED, CarSpec
-from robot_rl.backends.quadrotor import VELOCITY, QuadSpec
+from robot_rl.backends.quadrotor import QUAD_COMMAND_LEVELS, THRUST_RATES, VELOCITY, QuadSpec
 from robot_rl.rig import build_rig_config, read_rig_table
 
 FAMILIES = ("arm", "car", "quadrotor")
+ROS_QUAD_LEVELS = (THRUST_RATES, VELOCITY)  # the quadrotor levels with a ROS message (drivers.ros2.messages_quad)
 
 
 class RosRigError(ValueError):
@@ -96,12 +97,18 @@ class RosBackendConfig:
         spec: the robot's limits -- a ``CarSpec``/``QuadSpec``/``ArmSpec``, or a mapping of its fields
             (a rig table); ``None``: the family default (car: the VESC car's limits, quadrotor: the
             Crazyflie's; an arm has none: required). Only what travels over the family's messages is
-            kept: car speed mode, quadrotor velocity level, the cameras below (:func:`ros_spec`).
+            kept: car speed mode, the quadrotor's ``command_levels``, the cameras below (:func:`ros_spec`).
         cameras: camera name -> :class:`RosCameraConfig` (or a mapping of its fields): the image topics the
             backend subscribes; observed with ``obs="pixels"``, else only rendered.
         topics_prefix: namespace of every topic (``""``: the node's own).
         topics: role -> topic name, replacing a default name (roles: :mod:`drivers.ros2.families`, and ``stop``).
-        command_role: the command topic to publish on (``None``: the family's first).
+        command_role: the command topic to publish on (``None``: the family's first); a quadrotor publishes each
+            command on the topic of its level instead (``command_levels``), so leave it out (or ``"cmd_vel"``).
+        command_levels: a quadrotor's: the command levels its ROS stack takes (``None``: ``("velocity",)``, the
+            ``cmd_vel`` Twist). ``"thrust_rates"`` adds collective thrust + body rates as
+            ``mavros_msgs/AttitudeTarget`` on ``attitude_target`` (PX4/ArduPilot through MAVROS, or our robot
+            node around a backend that takes thrust_rates); the tasks' reset flies with velocity commands, so
+            keep ``"velocity"`` in for them. The other families have one command form: leave it ``None``.
         world_frame, base_frame, tool_frame: frame ids written into command headers.
         state_max_age_s: a required state topic with no message for this long makes ``read_state``
             raise :class:`~drivers.ros2.ros_backend.StaleStateError` naming it.
@@ -121,6 +128,7 @@ class RosBackendConfig:
     topics_prefix: str = ""
     topics: Mapping[str, str] = dataclasses.field(default_factory=dict)
     command_role: str | None = None
+    command_levels: tuple[str, ...] | None = None
     world_frame: str = "odom"
     base_frame: str = "base_link"
     tool_frame: str = "tcp"
@@ -148,6 +156,8 @@ class RosBackendConfig:
         if not isinstance(self.cameras, Mapping):
             raise ValueError(f"RosBackendConfig.cameras must map camera names to their settings, got {self.cameras!r}")
         object.__setattr__(self, "cameras", {name: camera_config(name, value) for name, value in self.cameras.items()})
+        if self.command_levels is not None:
+            object.__setattr__(self, "command_levels", ros_quad_levels(self.command_levels))
         self.camera_specs()  # a name CameraSpec refuses ("state") fails here, in the rig file's terms
 
     def camera_specs(self) -> dict[str, CameraSpec]:
@@ -155,15 +165,30 @@ class RosBackendConfig:
         return {name: CameraSpec(name, c.height, c.width) for name, c in self.cameras.items()}
 
 
-def ros_spec(family: str, spec: Any, cameras: Mapping[str, CameraSpec] | None = None, observed: bool = True) -> Any:
-    """The spec a ROS backend of ``family`` declares, from a config's ``spec`` (module docstring) and its
-    ``cameras``: the observed ones (``observed``), else only ``render_cameras``."""
+def ros_quad_levels(levels: Any) -> tuple[str, ...]:
+    """The quadrotor command levels a ROS stack takes, checked, in :data:`QUAD_COMMAND_LEVELS` order."""
+    if isinstance(levels, str) or not isinstance(levels, (list, tuple)) or not levels \
+            or not set(levels) <= set(ROS_QUAD_LEVELS) or len(set(levels)) != len(levels):
+        raise ValueError(f"RosBackendConfig.command_levels must be distinct names from {ROS_QUAD_LEVELS} (the "
+                         f"levels with a ROS message: Twist, mavros_msgs/AttitudeTarget), got {levels!r}")
+    return tuple(level for level in QUAD_COMMAND_LEVELS if level in levels)
+
+
+def ros_spec(family: str, spec: Any, cameras: Mapping[str, CameraSpec] | None = None, observed: bool = True,
+             command_levels: tuple[str, ...] | None = None) -> Any:
+    """The spec a ROS backend of ``family`` declares, from a config's ``spec`` (module docstring), its
+    ``cameras`` (the observed ones with ``observed``, else only ``render_cameras``) and a quadrotor's
+    ``command_levels`` (default: velocity only)."""
     cameras = dict(cameras or {})
     views = {"cameras": cameras if observed else {}, "render_cameras": () if observed else tuple(cameras)}
+    if command_levels is not None and family != "quadrotor":
+        raise ValueError(f"RosBackendConfig.command_levels is a quadrotor setting; a {family} over ROS has one "
+                         f"command form: leave it out")
     if family == "car":
         return _car_spec(spec, views)
     if family == "quadrotor":
-        return _quad_spec(spec, views)
+        levels = ros_quad_levels(command_levels) if command_levels is not None else (VELOCITY,)
+        return _quad_spec(spec, {**views, "command_levels": levels})
     if family == "arm":
         return _arm_spec(spec, views)
     raise ValueError(f"no ROS backend for family {family!r}; families: {FAMILIES}")
@@ -191,7 +216,7 @@ def _quad_spec(spec: Any, views: dict[str, Any]) -> QuadSpec:
         base, fields = CrazyflieConfig().spec(), dict(spec or {})
     fields = {name: np.asarray(value, dtype=np.float64) if isinstance(value, (list, tuple)) else value
               for name, value in fields.items()}
-    return dataclasses.replace(base, **{**fields, "command_levels": (VELOCITY,), **views})
+    return dataclasses.replace(base, **{**fields, **views})
 
 
 def _arm_spec(spec: Any, views: dict[str, Any]) -> ArmSpec:

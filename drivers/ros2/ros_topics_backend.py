@@ -71,7 +71,7 @@ class RosTopicBackend(ConnectOnEnter):
     def __init__(self, config: RosBackendConfig | None = None, transport: Transport | None = None,
                  observe_cameras: bool = True) -> None:
         self.config = c = config or RosBackendConfig()
-        self._spec = ros_spec(self.family, c.spec, c.camera_specs(), observe_cameras)
+        self._spec = ros_spec(self.family, c.spec, c.camera_specs(), observe_cameras, c.command_levels)
         self.messages = family_messages(self.family)
         self.cameras = CameraTopics(c.cameras, c.topics_prefix, f"{self.family} over ROS")
         self.frames = Frames(world=c.world_frame, base=c.base_frame, tool=c.tool_frame)
@@ -246,8 +246,11 @@ class RosTopicBackend(ConnectOnEnter):
 
     def _publish_command(self, transport: Transport, command: Any) -> None:
         for role in self.command_roles:
-            message = self.messages.command_to_message(command, self._spec, role, transport.now_ns(), self.frames)
-            transport.publish(self.topics[role], self._typenames[role], message, qos_for("command", "publisher"))
+            self._publish_on(transport, role, command)
+
+    def _publish_on(self, transport: Transport, role: str, command: Any) -> None:
+        message = self.messages.command_to_message(command, self._spec, role, transport.now_ns(), self.frames)
+        transport.publish(self.topics[role], self._typenames[role], message, qos_for("command", "publisher"))
 
     def _tick(self) -> None:
         """The watchdog timer: stop when no command came for ``watchdog_s``; a stopped car keeps braking."""

@@ -16,7 +16,7 @@ from drivers.ros2.msg_dicts import (deserialize, dict_to_rosbags, header, messag
                                     stamp_to_ns, typestore)
 from robot_rl.backends.arm import ArmTarget
 from robot_rl.backends.car import CarCommand
-from robot_rl.backends.quadrotor import VelocityCommand
+from robot_rl.backends.quadrotor import ThrustRates, VelocityCommand
 
 TIME_NS = 1_733_500_000_123_456_789
 FRAMES = Frames()
@@ -28,14 +28,17 @@ def built_messages() -> list[tuple[str, str, dict]]:
     commands = {"car": CarCommand(steering_rad=0.25, speed_m_s=-1.5),
                 "quadrotor": VelocityCommand(vel_m_s=np.array([0.5, -0.25, 1.0]), yaw_rate_rad_s=0.3),
                 "arm": ArmTarget(tcp_pos_m=np.array([0.4, 0.1, 0.3]), tcp_quat_wxyz=np.array([0.0, 1.0, 0.0, 0.0]),
-                                 gripper_width_m=0.04)}
+                                 gripper_width_m=0.04),
+                "quadrotor:attitude_target": ThrustRates(collective_thrust_frac=0.6,
+                                                         body_rates_rad_s=np.array([0.5, -1.0, 0.25]))}
     for family, (spec, state) in (("car", sim_car()), ("quadrotor", sim_quad()), ("arm", sim_arm())):
         messages = FAMILIES[family]
         for topic, message in zip(messages.state_topics, messages.state_to_messages(state, spec, TIME_NS, FRAMES)
                                   .values()):
             out.append((f"{family}:{topic.role}", topic.typename, message))
         for topic in messages.command_topics:
-            message = messages.command_to_message(commands[family], spec, topic.role, TIME_NS, FRAMES)
+            command = commands.get(f"{family}:{topic.role}", commands[family])
+            message = messages.command_to_message(command, spec, topic.role, TIME_NS, FRAMES)
             out.append((f"{family}:{topic.role}", topic.typename, message))
     frame = np.arange(4 * 5 * 3, dtype=np.uint8).reshape(4, 5, 3)
     out += [("image", images.IMAGE, images.image_message(frame, TIME_NS, "cam")),

@@ -1,9 +1,11 @@
-"""RosQuadBackend.set_state: the quadrotor tasks' reset on a vehicle behind ROS 2 topics flies to the start (the
-host-side position loop of drivers/quad/control.py, velocity commands on cmd_vel), over CdrLoopback (every message
-through rosbags' CDR, virtual clock) to a RobotBridge around the MuJoCo quadrotor."""
+"""RosQuadBackend over CdrLoopback (every message through rosbags' CDR, virtual clock) to a RobotBridge around the
+MuJoCo quadrotor: set_state, the quadrotor tasks' reset, flies to the start (the host-side position loop of
+drivers/quad/control.py, velocity commands on cmd_vel); with command_levels including thrust_rates, quad_hover's
+thrust + body rates fly as mavros_msgs/AttitudeTarget."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import numpy as np
@@ -15,9 +17,10 @@ from drivers.quad.rotations import cos_tilt_arrays
 from drivers.ros2.bridge import RobotBridge
 from drivers.ros2.families import family_messages
 from drivers.ros2.qos import qos_for
-from drivers.ros2.ros_backend import RosQuadBackend
+from drivers.ros2.ros_backend import RosCarBackend, RosQuadBackend
 from drivers.ros2.ros_backend_config import RosBackendConfig
 from drivers.ros2.transport import CdrLoopback
+from robot_rl.backends.quadrotor import ThrustRates
 from robot_rl.env import RobotEnv
 from robot_rl.testing import quad_backend
 from sim.quad.backend import MujocoQuad
@@ -42,7 +45,7 @@ def ros_quad(sim: MujocoQuad, **options) -> tuple[CdrLoopback, RobotBridge, RosQ
     loop = CdrLoopback()
     bridge = RobotBridge(sim, loop)
     bridge.timer = bridge.run_every(BRIDGE_PERIOD_S)
-    return loop, bridge, RosQuadBackend(RosBackendConfig(spec=sim.spec, **options), transport=loop)
+    return loop, bridge, RosQuadBackend(RosBackendConfig(**{"spec": sim.spec, **options}), transport=loop)
 
 
 def sent_velocities(loop: CdrLoopback) -> list[np.ndarray]:
@@ -96,19 +99,77 @@ def test_set_state_refuses_a_start_outside_the_geofence_and_times_out_holding(si
         assert quad.read_state().armed and np.linalg.norm(commands[-2]) > 1.0  # it was on its way
 
 
+def drawn_start(task, spec, seed: int) -> np.ndarray:
+    """The start position the task's reset draws with ``seed`` (as RobotEnv.reset seeds it)."""
+    arrays = task.arrays_for(spec)
+    return arrays.initial(seeding.np_random(seed)[0].uniform(size=arrays.uniform_size), np)[1]
+
+
 @pytest.mark.parametrize("task_class", [QuadHover, QuadTrack])
-def test_quad_tasks_reset_on_ros_quad_by_flying_and_refuse_thrust_rates(sim_quad, task_class):
-    loop, bridge, quad = ros_quad(sim_quad)
+def test_quad_tasks_reset_on_velocity_only_ros_quad_but_cannot_step_there(sim_quad, task_class):
+    loop, bridge, quad = ros_quad(sim_quad)  # the default: the ROS stack takes velocity commands only
     task = task_class()
     env = RobotEnv(quad, task)  # what robot_rl.make builds, with the loopback transport given
     with env:
         env.reset(seed=3)
-        rng = seeding.np_random(3)[0]
-        arrays = task.arrays_for(quad.spec)
-        start = arrays.initial(rng.uniform(size=arrays.uniform_size), np)[1]  # the drawn start, as reset drew it
-        assert np.linalg.norm(env.state.pos_m - start) <= quad.config.reset_tolerance_m
+        assert np.linalg.norm(env.state.pos_m - drawn_start(task, quad.spec, 3)) <= quad.config.reset_tolerance_m
         np.testing.assert_allclose(env.state.pos_m, sim_quad.read_state().pos_m, atol=0.02)
-        with pytest.raises(ValueError, match="velocity commands only.*thrust_rates.*cannot step there"):
+        with pytest.raises(ValueError, match=r"command_levels \('velocity',\) takes no 'thrust_rates' command.*"
+                                             r"mavros_msgs/AttitudeTarget"):
             env.step(task.expert(env.state))
     made = robot_rl.make(task.name, backend="ros_quad", spec=sim_quad.spec)
     assert isinstance(made.unwrapped.backend, RosQuadBackend) and not made.unwrapped.backend.connected
+
+
+def sent_thrust_rates(loop: CdrLoopback) -> list:
+    """Every ThrustRates the robot node executed, as it echoes them on cmd/attitude_target_sent."""
+    received, quad = [], family_messages("quadrotor")
+    loop.subscribe("cmd/attitude_target_sent", "mavros_msgs/msg/AttitudeTarget",
+                   lambda m: received.append(quad.command_from_message("attitude_target", m, None)), qos_for("state"))
+    return received
+
+
+def test_quad_hover_flies_on_ros_quad_through_mavros_attitude_targets(sim_quad):
+    loop, bridge, quad = ros_quad(sim_quad, command_levels=["thrust_rates", "velocity"])  # a rig file's list
+    assert quad.spec.command_levels == ("thrust_rates", "velocity") and quad.command_roles == ("attitude_target",
+                                                                                               "cmd_vel")
+    executed = sent_thrust_rates(loop)
+    task = QuadHover()
+    env = RobotEnv(quad, task)
+    errors_m, steps = [], 150  # 1.5 s at the task's 100 Hz
+    with env:
+        env.reset(seed=5)
+        assert np.linalg.norm(env.state.pos_m - drawn_start(task, quad.spec, 5)) <= quad.config.reset_tolerance_m
+        for _ in range(steps):
+            _, _, terminated, truncated, _ = env.step(task.expert(env.state))
+            assert not (terminated or truncated)
+            errors_m.append(float(np.linalg.norm(sim_quad.read_state().pos_m - task.target_m)))
+    assert len(executed) == steps and bridge.stats.commands_refused == 0
+    assert all(0.0 < c.collective_thrust_frac < 1.0 for c in executed)  # the expert's thrust reached the sim
+    assert np.max(np.abs([c.body_rates_rad_s for c in executed])) > 0.05  # ... and its body rates
+    assert errors_m[-1] < 0.5 * errors_m[0] and errors_m[-1] < 0.1 and max(errors_m) < errors_m[0] + 0.05
+
+
+def test_thrust_rates_outside_the_geofence_lands_and_other_settings_are_refused(sim_quad):
+    fence = dataclasses.replace(sim_quad.spec, geofence_high_m=np.array([2.0, 2.0, 0.5]))
+    loop, bridge, quad = ros_quad(sim_quad, spec=fence, command_levels=("thrust_rates", "velocity"))
+    executed = sent_thrust_rates(loop)
+    hover = ThrustRates(collective_thrust_frac=fence.hover_thrust_frac, body_rates_rad_s=np.zeros(3))
+    with quad:
+        quad.set_state(np.array([0.0, 0.0, 0.4]), *REST)  # inside the (lowered) fence: thrust + rates fly
+        assert quad.command(hover).level == "thrust_rates" and len(executed) == 1
+        stops = bridge.stats.stops
+        sim_quad.set_state(np.array([0.0, 0.0, 0.8]), *REST)  # above the ROS side's fence: it lands the robot
+        quad.sync(0.02)
+        with pytest.raises(RuntimeError, match=r"outside the geofence, with a 'thrust_rates' command: landing"):
+            quad.command(hover)
+        assert bridge.stats.stops == stops + 1 and len(executed) == 1
+    loop, bridge, rates_only = ros_quad(sim_quad, command_levels=("thrust_rates",))
+    with rates_only, pytest.raises(ValueError, match="set_state flies to the start with velocity commands"):
+        rates_only.set_state(np.array([0.0, 0.0, 1.0]), *REST)
+    with pytest.raises(ValueError, match="command_levels must be distinct names from"):
+        RosBackendConfig(command_levels=("attitude",))
+    with pytest.raises(ValueError, match="command_levels is a quadrotor setting"):
+        RosCarBackend(RosBackendConfig(command_levels=("velocity",)))
+    with pytest.raises(ValueError, match="set command_levels, not command_role='attitude_target'"):
+        RosQuadBackend(RosBackendConfig(command_role="attitude_target"))
