@@ -42,9 +42,9 @@ def _signed(values: Any, signs: tuple[float, ...], xp: Any) -> Any:
     return sum(s * values[..., i] for i, s in enumerate(signs))
 
 
-def _extreme(values: Any, pick: Any) -> Any:
-    """Max or min over the 4 motors, ``(..., 1)``, written out (XLA fuses it; a reduce it does not)."""
-    return pick(pick(values[..., 0:1], values[..., 1:2]), pick(values[..., 2:3], values[..., 3:4]))
+def _extreme(values: tuple, pick: Any) -> Any:
+    """Max or min over the 4 motors' values ``(...)``, written out (XLA fuses it; a reduce it does not)."""
+    return pick(pick(values[0], values[1]), pick(values[2], values[3]))
 
 
 def thrusts_to_wrench_arrays(thrust_n: Any, arm_length_m: Any, yaw_torque_per_thrust_m: Any,
@@ -69,17 +69,21 @@ def mix_arrays(collective_n: Any, torque_nm: Any, arm_length_m: float, yaw_torqu
     """
     d = arm_length_m / math.sqrt(2.0)
     roll, pitch, yaw = (torque_nm[..., i] for i in range(3))
+    # per motor (4 arrays ``(...)``, stacked once at the end: in JAX the motors stay separate rows)
+    limit = max_thrust_per_motor_n[..., 0] if xp.ndim(max_thrust_per_motor_n) else max_thrust_per_motor_n
     base = collective_n / 4.0
-    attitude = xp.stack([base + (rs * roll + ps * pitch) / (4.0 * d)
-                         for rs, ps in zip(ROLL_SIGN, PITCH_SIGN)], axis=-1)
+    attitude = [base + (rs * roll + ps * pitch) / (4.0 * d) for rs, ps in zip(ROLL_SIGN, PITCH_SIGN)]
     high, low = _extreme(attitude, xp.maximum), _extreme(attitude, xp.minimum)
-    limit = max_thrust_per_motor_n
     shift = xp.where(high > limit, limit - high, 0.0) + xp.where(low < 0.0, -low, 0.0)
     both = (high > limit) & (low < 0.0)                      # the spread exceeds the range: centre it
-    attitude = attitude + xp.where(both, 0.5 * (limit - high - low), shift)
-    yaw_part = xp.stack([s * yaw / (4.0 * yaw_torque_per_thrust_m) for s in MOTOR_YAW_SIGN], axis=-1)
-    room = xp.where(yaw_part > 0, limit - attitude, attitude)       # headroom in the yaw part's direction
-    magnitude = xp.abs(yaw_part)
-    allowed = xp.where(magnitude > 1e-12, xp.clip(room, 0.0, None) / xp.where(magnitude > 1e-12, magnitude, 1.0), 1.0)
+    offset = xp.where(both, 0.5 * (limit - high - low), shift)
+    attitude = [a + offset for a in attitude]
+    yaw_part = [s * yaw / (4.0 * yaw_torque_per_thrust_m) for s in MOTOR_YAW_SIGN]
+    allowed = []
+    for a, y in zip(attitude, yaw_part):
+        room = xp.where(y > 0, limit - a, a)                  # headroom in the yaw part's direction
+        magnitude = xp.abs(y)
+        allowed.append(xp.where(magnitude > 1e-12, xp.clip(room, 0.0, None) / xp.where(magnitude > 1e-12, magnitude, 1.0),
+                                1.0))
     scale = xp.clip(_extreme(allowed, xp.minimum), 0.0, 1.0)
-    return xp.clip(attitude + scale * yaw_part, 0.0, limit)
+    return xp.stack([xp.clip(a + scale * y, 0.0, limit) for a, y in zip(attitude, yaw_part)], axis=-1)

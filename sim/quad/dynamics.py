@@ -91,28 +91,27 @@ def _pack(c: tuple, xp: Any) -> RigidState:
                       xp.stack(c[10:13], axis=-1), xp.stack(c[13:17], axis=-1))
 
 
-def _params(params: BodyParams) -> tuple:
+def param_components(params: BodyParams, component_major: bool = False) -> tuple:
+    """The parameters as :func:`rk4_step_components` takes them; vectors ``(..., 3)``, or ``(3, ...)``
+    with ``component_major`` (the JAX env's layout)."""
     inertia, force, torque = params.inertia_kg_m2, params.force_disturbance_n, params.torque_disturbance_nm
-    return (params.mass_kg, inertia[..., 0], inertia[..., 1], inertia[..., 2], params.motor_time_constant_s,
-            params.linear_drag_n_s_m, force[..., 0], force[..., 1], force[..., 2], torque[..., 0], torque[..., 1],
-            torque[..., 2], params.arm_length_m / math.sqrt(2.0), params.yaw_torque_per_thrust_m)
+    pick = (lambda a, i: a[i]) if component_major else (lambda a, i: a[..., i])
+    return (params.mass_kg, pick(inertia, 0), pick(inertia, 1), pick(inertia, 2), params.motor_time_constant_s,
+            params.linear_drag_n_s_m, pick(force, 0), pick(force, 1), pick(force, 2), pick(torque, 0),
+            pick(torque, 1), pick(torque, 2), params.arm_length_m / math.sqrt(2.0), params.yaw_torque_per_thrust_m)
 
 
 def derivative_arrays(state: RigidState, thrust_cmd_n: Any, params: BodyParams, xp: Any,
                       instant_motors: bool = False) -> RigidState:
     """Time derivative of ``state`` under the motor thrust command ``thrust_cmd_n (..., 4)`` [N]."""
     cmd = tuple(thrust_cmd_n[..., i] for i in range(4))
-    return _pack(_derivative(_unpack(state), cmd, _params(params), instant_motors), xp)
+    return _pack(_derivative(_unpack(state), cmd, param_components(params), instant_motors), xp)
 
 
-def rk4_step_arrays(state: RigidState, thrust_cmd_n: Any, params: BodyParams, dt_s: float, xp: Any,
-                    instant_motors: bool = False) -> RigidState:
-    """One classic RK4 step of ``dt_s`` with the motor command held; the quaternion renormalised.
-
-    ``instant_motors``: a zero motor time constant, the thrusts jump to the command at the step's start.
-    """
-    c, p = _unpack(state), _params(params)
-    cmd = tuple(thrust_cmd_n[..., i] for i in range(4))
+def rk4_step_components(c: tuple, cmd: tuple, p: tuple, dt_s: float, xp: Any, instant_motors: bool = False) -> tuple:
+    """:func:`rk4_step_arrays` on components: the 17 state arrays, the 4 commanded thrusts and the
+    parameters of :func:`_derivative` (each any shape, broadcasting). The batched JAX env keeps its
+    state as components (component-major ``(k, N)`` arrays) and steps it with this directly."""
     if instant_motors:
         c = c[:13] + tuple(command + 0.0 * t for command, t in zip(cmd, c[13:]))
 
@@ -125,4 +124,14 @@ def rk4_step_arrays(state: RigidState, thrust_cmd_n: Any, params: BodyParams, dt
     k4 = stage(c, k3, dt_s)
     new = tuple(x + dt_s / 6.0 * (a + 2.0 * b + 2.0 * e + f) for x, a, b, e, f in zip(c, k1, k2, k3, k4))
     scale = 1.0 / xp.sqrt(new[3] ** 2 + new[4] ** 2 + new[5] ** 2 + new[6] ** 2)
-    return _pack(new[:3] + tuple(q * scale for q in new[3:7]) + new[7:], xp)
+    return new[:3] + tuple(q * scale for q in new[3:7]) + new[7:]
+
+
+def rk4_step_arrays(state: RigidState, thrust_cmd_n: Any, params: BodyParams, dt_s: float, xp: Any,
+                    instant_motors: bool = False) -> RigidState:
+    """One classic RK4 step of ``dt_s`` with the motor command held; the quaternion renormalised.
+
+    ``instant_motors``: a zero motor time constant, the thrusts jump to the command at the step's start.
+    """
+    cmd = tuple(thrust_cmd_n[..., i] for i in range(4))
+    return _pack(rk4_step_components(_unpack(state), cmd, param_components(params), dt_s, xp, instant_motors), xp)

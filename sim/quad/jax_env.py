@@ -35,7 +35,7 @@ import numpy as np
 
 from robot_rl.vector import require_state_obs
 from sim.jax_task_env import JittedTaskEnv
-from sim.quad.jax_core import JaxQuadConfig, build, goal_arrays, privileged_arrays
+from sim.quad.jax_core import JaxQuadConfig, build, goal_arrays, privileged_arrays, rows_first, vehicle_arrays
 
 
 class QuadVectorEnv(JittedTaskEnv):
@@ -75,7 +75,7 @@ class QuadVectorEnv(JittedTaskEnv):
         arrays, control_hz = self.arrays, self.control_hz
 
         def expert(batch: Any) -> Any:
-            b = batch.body
+            b = vehicle_arrays(batch)
             return arrays.expert(b.pos_m, b.quat_wxyz, b.vel_m_s, goal_arrays(batch, arrays, control_hz), jnp)
 
         return expert
@@ -88,9 +88,10 @@ class QuadVectorEnv(JittedTaskEnv):
         if self._batch is None:
             raise RuntimeError("call reset() first")
         p = self._batch.params
-        values = {"mass_kg": p.mass_kg, "inertia_kg_m2": p.inertia_kg_m2, "max_thrust_per_motor_n": self._batch.max_thrust_n,
-                  "motor_time_constant_s": p.motor_time_constant_s, "force_disturbance_n": p.force_disturbance_n,
-                  "torque_disturbance_nm": p.torque_disturbance_nm, "action_delay_steps": self._batch.delay}
+        values = {"mass_kg": p.mass_kg, "inertia_kg_m2": rows_first(p.inertia_kg_m2),
+                  "max_thrust_per_motor_n": self._batch.max_thrust_n, "motor_time_constant_s": p.motor_time_constant_s,
+                  "force_disturbance_n": rows_first(p.force_disturbance_n),
+                  "torque_disturbance_nm": rows_first(p.torque_disturbance_nm), "action_delay_steps": self._batch.delay}
         return {name: np.asarray(value) for name, value in values.items()}
 
     @property
@@ -100,8 +101,8 @@ class QuadVectorEnv(JittedTaskEnv):
         the task's array functions take as ``target_m``: :func:`sim.quad.jax_core.goal_arrays`)."""
         if self._batch is None:
             raise RuntimeError("call reset() first")
-        return {**{name: np.asarray(value) for name, value in self._batch.body._asdict().items()},
-                "target_m": np.asarray(self._batch.target_m),
+        return {**{name: np.asarray(value) for name, value in vehicle_arrays(self._batch)._asdict().items()},
+                "target_m": np.asarray(rows_first(self._batch.target_m)),
                 "goal": np.asarray(goal_arrays(self._batch, self.arrays, self.control_hz))}
 
 
