@@ -5,6 +5,10 @@ import os
 # Before anything imports mujoco: render offscreen with EGL unless the caller chose (osmesa).
 os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
+# Before anything imports torch: one OpenMP thread in this process and the robot-rl processes tests start.
+# The tests' nets are tiny and CI has 2 cores shared by pytest and its subprocesses; OpenMP's spin-waiting
+# threads made torch tests ~5x slower whenever another process held a core (a 3-env training test: 28 s -> 6 s).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest  # noqa: E402
 

@@ -2,6 +2,7 @@
 backend), the vector-env contract (SAME_STEP autoreset), and runs written before the change."""
 
 import dataclasses
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -26,9 +27,20 @@ TINY = SACConfig(hidden_dims=(32, 32), batch_size=32)
 DATA = pathlib.Path(__file__).resolve().parents[1] / "data" / "pre_families"
 
 
-def run_cli(*args, cwd, timeout=300):
-    return subprocess.run([sys.executable, "-m", "robot_rl.cli", *args], capture_output=True, text=True, timeout=timeout,
-                          cwd=cwd, env={**os.environ})
+def start_cli(*args, cwd: pathlib.Path, name: str) -> tuple[subprocess.Popen, pathlib.Path]:
+    """``robot-rl *args`` started in the background, its stdout and stderr going to ``cwd/name.log``."""
+    log = cwd / f"{name}.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "robot_rl.cli", *args], stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, cwd=cwd, env={**os.environ})
+    return proc, log
+
+
+def wait_cli(started: tuple[subprocess.Popen, pathlib.Path], timeout_s: float = 300) -> tuple[int, str]:
+    """The exit status and output of a ``start_cli`` process (``TimeoutExpired`` after ``timeout_s``)."""
+    proc, log = started
+    code = proc.wait(timeout=timeout_s)
+    return code, log.read_text(errors="replace")
 
 
 # ---------------------------------------------------------------------- the vector-env contract
@@ -103,17 +115,27 @@ def test_a_person_at_one_device_needs_one_env():
 def test_the_puck_family_trains_with_the_cli_on_four_envs_and_the_jax_backend(tmp_path):
     tiny = ["--sac.hidden-dims", "32", "32", "--sac.batch-size", "32", "--learning-starts", "64", "--eval-episodes", "1",
             "--video-episodes", "1"]
-    out = run_cli("train", "--task", "puck_reach", "--num-envs", "4", "--expert-demos", "2", "--steps", "240",
-                  "--env-kwargs", "max_episode_steps=20",
-                  "--eval-every", "240", "--out", str(tmp_path), "--name", "puck4", *tiny, cwd=tmp_path)
-    assert out.returncode == 0, out.stderr[-2000:]
-    episodes, errors = read_episodes(tmp_path / "puck4" / "episodes", task="puck_reach")
-    assert not errors and len(episodes) >= 4 and (tmp_path / "puck4" / "eval.mp4").exists()
-    pytest.importorskip("jax")
-    out = run_cli("train", "--task", "puck_reach", "--backend", "jax", "--num-envs", "16", "--steps", "160",
-                  "--env-kwargs", "max_episode_steps=5", "--eval-every", "160", "--out", str(tmp_path), "--name", "jax", *tiny,
-                  cwd=tmp_path)
-    assert out.returncode == 0, out.stderr[-2000:]
+    # The two runs are independent (own run directories): they run side by side, one per core.
+    runs = [start_cli("train", "--task", "puck_reach", "--num-envs", "4", "--expert-demos", "2", "--steps", "240",
+                      "--env-kwargs", "max_episode_steps=20",
+                      "--eval-every", "240", "--out", str(tmp_path), "--name", "puck4", *tiny, cwd=tmp_path, name="puck4")]
+    if importlib.util.find_spec("jax") is not None:
+        runs.append(start_cli("train", "--task", "puck_reach", "--backend", "jax", "--num-envs", "16", "--steps", "160",
+                              "--env-kwargs", "max_episode_steps=5", "--eval-every", "160", "--out", str(tmp_path),
+                              "--name", "jax", *tiny, cwd=tmp_path, name="jax"))
+    try:
+        code, text = wait_cli(runs[0])
+        assert code == 0, text[-2000:]
+        episodes, errors = read_episodes(tmp_path / "puck4" / "episodes", task="puck_reach")
+        assert not errors and len(episodes) >= 4 and (tmp_path / "puck4" / "eval.mp4").exists()
+        pytest.importorskip("jax")
+        code, text = wait_cli(runs[1])
+        assert code == 0, text[-2000:]
+    finally:
+        for proc, _ in runs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=30)
     episodes, _ = read_episodes(tmp_path / "jax" / "episodes", task="puck_reach")
     assert len(episodes) >= 16 * 2 and all(len(e) <= 5 for e in episodes)
     assert episodes[0].metadata["backend"] == "jax"
