@@ -19,7 +19,7 @@ def test_unknown_task_lists_the_known_ones():
 
 
 def test_unknown_backend_lists_the_known_ones():
-    with pytest.raises(ValueError, match=r"\(arm family\) has no backend 'franka'; known backends: \['fr3', 'panda', 'remote', 'sim', 'ur'\]"):
+    with pytest.raises(ValueError, match=r"\(arm family\) has no backend 'franka'; known backends: \['fr3', 'panda', 'remote', 'ros_arm', 'sim', 'ur'\]"):
         robot_rl.make("pick_cube", backend="franka")
 
 
