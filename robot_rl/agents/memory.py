@@ -3,11 +3,12 @@
 A CPU update allocates and frees activations of a few MB per op (N=10 critics, batch 256:
 ``(10, 256, 256)`` float32 is 2.6 MB). glibc returns freed memory at the top of its heap to the
 OS once more than ``M_TRIM_THRESHOLD`` is free, and serves blocks above ``M_MMAP_THRESHOLD`` with
-fresh ``mmap`` pages, so the next op page-faults its output in again: measured here, ~2,700 minor
-page faults and ~8 ms of system time per N=10 update (13% of its CPU), ~70 per N=2 update.
-Raising both thresholds once per process (the mmap one to 4 MiB only, so large
-messages still go back at once) keeps that memory mapped (the learner's peak heap stays
-resident, which it is anyway during training): ~65 faults and ~1 ms per N=10 update.
+fresh ``mmap`` pages, so the next op page-faults its output in again. Raising both thresholds once per process (the mmap
+one to 4 MiB only, so large messages still go back at once) keeps that memory mapped (the learner's
+peak heap stays resident, which it is anyway during training). ``benchmarks/learner_memory.py``
+(N=10, 2 threads, idle 2-core VM): 604 minor faults and 2.3 ms of system time per update with
+glibc's defaults, 16 / 0.30 ms at a 32 MiB mmap threshold, 13 / 0.37 ms at 4 MiB; under load
+(other processes churning memory) the defaults measured ~2,700 faults and ~8 ms.
 """
 
 from __future__ import annotations
@@ -24,8 +25,7 @@ MMAP_THRESHOLD_BYTES = 4 << 20
 """Blocks at least this large get their own mmap, handed back to the system when freed. Above every
 activation of a state update (an N=10, batch-256 hidden layer is 2.6 MB), below the frames a learner
 drops for their size: at 32 MiB, ten dropped 6 MiB frames stayed in the learner's RSS even after
-``malloc_trim`` (tests/robot_rl/distributed/test_learner_security.py). Measured at N=10, 2 threads:
-474 page faults per update with glibc's defaults, 25 at a 32 MiB threshold, 28 at 4 MiB."""
+``malloc_trim`` (tests/robot_rl/distributed/test_learner_security.py)."""
 
 
 @functools.lru_cache(maxsize=None)
