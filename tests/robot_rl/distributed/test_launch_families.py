@@ -20,7 +20,7 @@ def test_launch_runs_the_puck_family(tmp_path):
     finally:
         launch.cleanup()
     text = launch.text
-    assert "Traceback" not in text and re.search(r"\[learner\] updates \d+ ", text)
+    assert "Traceback" not in text and re.search(r"\[learner\] updates \d+ ", text), text[-6000:]  # the whole traceback
     episodes, errors = read_episodes(tmp_path / "puck" / "episodes", task="puck_reach")
     finished = [e for e in episodes if not e.metadata["partial"]]
     assert not errors and len(finished) >= 3
