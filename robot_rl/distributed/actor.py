@@ -31,6 +31,7 @@ from robot_rl.distributed.common import Throttle, agent_description, make_hello,
 from robot_rl.distributed.link import Link, LinkConfig
 from robot_rl.distributed.spool import Spool
 from robot_rl.rate import Rate
+from robot_rl.signals import signals_deferred
 from robot_rl.envs import make_env
 from robot_rl.human.devices import with_human
 from robot_rl.train.collect import success_of
@@ -190,22 +191,27 @@ class ControlLoop:
 
     def close_chunk(self, final: bool) -> None:
         """Close the chunk being filled and queue it (waiting while the queue is full)."""
-        if self.unqueued is None and len(self.builder):
-            self.unqueued = self.builder.close(self.seq, final)
-            self.seq += 1
+        # Ctrl-C / SIGTERM wait for each of the blocks below: one between queueing the chunk and
+        # forgetting it would queue it twice in the final flush (the network thread then fails on
+        # the repeated seq), one inside close() would lose the chunk or misnumber its steps.
+        with signals_deferred():
+            if self.unqueued is None and len(self.builder):
+                self.unqueued = self.builder.close(self.seq, final)
+                self.seq += 1
         if self.unqueued is None:
             return
         if self.chunks.full():
             self.throttle.warning("queue", f"actor {self.cfg.id}: the send queue is full ({self.chunks.maxsize} chunks): the "
                                   "network thread cannot write the spool fast enough; acting waits (nothing is dropped)")
-        while True:
-            try:
-                self.chunks.put(self.unqueued, timeout=1.0)
-                break
-            except queue.Full:
-                if not self.link.is_alive():
-                    raise LinkFailed(self.link.fatal or "the network thread stopped") from None
-        self.unqueued = None  # a Ctrl-C while waiting above keeps it here for the final flush
+        while self.unqueued is not None:  # a Ctrl-C between tries keeps the chunk here for the final flush
+            with signals_deferred():
+                try:
+                    self.chunks.put(self.unqueued, timeout=1.0)
+                    self.unqueued = None
+                except queue.Full:
+                    pass
+            if self.unqueued is not None and not self.link.is_alive():
+                raise LinkFailed(self.link.fatal or "the network thread stopped")
 
     def show_status(self) -> None:
         now = time.monotonic()
