@@ -34,7 +34,7 @@ from robot_rl.agents.networks import (
 )
 from robot_rl.agents.base import AgentBase, EncoderConfig, group_weights
 from robot_rl.agents.memory import keep_freed_memory
-from robot_rl.agents.optim import fused_adam_supported, keep_implementation, make_adam, step_unless_nonfinite
+from robot_rl.agents.optim import adam_step, clip_gradients_, fused_adam_supported, keep_implementation, make_adam
 from robot_rl.data.schema import Batch, ObsSpec, check_finite
 
 GRIPPER_COMMANDS = (-1.0, 0.0, 1.0)  # close, stay, open: the discrete gripper action values
@@ -302,10 +302,10 @@ class SACAgent(AgentBase):
             bc_metrics["train/actor_bc_loss"] = bc_loss.detach()
         actor_grad_norm = self._step(self._actor_opt, actor_loss, list(self._actor.parameters()))
         entropy_gap = (log_prob.detach() + self._target_entropy).mean()
-        temperature_loss = -self._log_alpha * entropy_gap
-        self._temperature_opt.zero_grad(set_to_none=True)
-        temperature_loss.backward()
-        self._skipped_steps += step_unless_nonfinite(self._temperature_opt, self._log_alpha.grad)
+        grad_log_alpha = -entropy_gap  # the gradient of the loss -log_alpha * entropy_gap, without a backward pass
+        found_inf = (~torch.isfinite(grad_log_alpha)).to(torch.float32)
+        adam_step(self._temperature_opt, [grad_log_alpha], found_inf)
+        self._skipped_steps += found_inf
         return {"train/actor_loss": actor_loss.detach(), "train/actor_grad_norm": actor_grad_norm,
                 "train/temperature": self._log_alpha.detach().exp(), "train/entropy": -log_prob.detach().mean(), **bc_metrics}
 
@@ -330,14 +330,15 @@ class SACAgent(AgentBase):
         return loss.detach()
 
     def _step(self, optimizer: torch.optim.Optimizer, loss: torch.Tensor, params: list[torch.Tensor]) -> torch.Tensor:
-        """Backward, clip to the global norm, step; returns the pre-clip gradient norm."""
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(params, self._config.grad_clip_norm)
+        """Gradients, clipped to the global norm, one step; returns the pre-clip gradient norm."""
+        grads = list(torch.autograd.grad(loss, params, allow_unused=True))
+        grad_norm = clip_gradients_([g for g in grads if g is not None], self._config.grad_clip_norm)
         # A loss made non-finite by the batch would turn every weight into NaN: that step is skipped
         # and counted (:attr:`skipped_steps`), without reading the norm back to the host.
-        self._skipped_steps += step_unless_nonfinite(optimizer, grad_norm)
-        return grad_norm.detach()
+        found_inf = (~torch.isfinite(grad_norm)).to(torch.float32)
+        adam_step(optimizer, grads, found_inf)
+        self._skipped_steps += found_inf
+        return grad_norm
 
     # ------------------------------------------------------------ checkpoints and weights
 

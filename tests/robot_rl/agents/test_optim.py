@@ -1,0 +1,78 @@
+"""The learner's optimizer shortcuts compute what torch's own calls compute (same kernels, same numbers)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from robot_rl.agents.optim import adam_step, clip_gradients_, make_adam
+
+
+def parameters(seed: int) -> list[torch.nn.Parameter]:
+    generator = torch.Generator().manual_seed(seed)
+    return [torch.nn.Parameter(torch.randn(shape, generator=generator)) for shape in [(3, 7, 5), (3, 1, 5), ()]]
+
+
+def gradients(step: int) -> list[torch.Tensor]:
+    generator = torch.Generator().manual_seed(100 + step)
+    return [torch.randn(shape, generator=generator) for shape in [(3, 7, 5), (3, 1, 5), ()]]
+
+
+def torch_step(optimizer: torch.optim.Adam, grads: list[torch.Tensor]) -> None:
+    for param, grad in zip(optimizer.param_groups[0]["params"], grads):
+        param.grad = grad.clone()
+    optimizer.step()
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_adam_step_equals_adam_step_of_torch_and_skips_on_the_flag(fused):
+    ours, theirs = parameters(0), parameters(0)
+    kwargs = {"fused": True} if fused else {"foreach": True}
+    ours_opt = torch.optim.Adam(ours, lr=1e-2, weight_decay=0.1, **kwargs)
+    theirs_opt = torch.optim.Adam(theirs, lr=1e-2, weight_decay=0.1, **kwargs)
+    for step in range(4):  # the first creates the state through optimizer.step(), the rest call the kernel
+        adam_step(ours_opt, [g.clone() for g in gradients(step)], torch.zeros(()))
+        torch_step(theirs_opt, gradients(step))
+        for a, b in zip(ours, theirs):
+            torch.testing.assert_close(a, b, atol=0, rtol=0)
+    assert all(p.grad is None for p in ours), "the gradients must not stay behind in .grad"
+    before = [p.detach().clone() for p in ours]
+    state_before = {k: v.clone() for k, v in ours_opt.state[ours[0]].items()}
+    adam_step(ours_opt, [torch.full_like(p, math.nan) for p in ours], torch.ones(()))  # skipped
+    for param, value in zip(ours, before):
+        torch.testing.assert_close(param.detach(), value, atol=0, rtol=0)
+    for key, value in state_before.items():
+        torch.testing.assert_close(ours_opt.state[ours[0]][key], value, atol=0, rtol=0, msg=key)
+    adam_step(ours_opt, [g.clone() for g in gradients(9)], torch.zeros(()))  # continues where it stopped
+    torch_step(theirs_opt, gradients(9))
+    for a, b in zip(ours, theirs):
+        torch.testing.assert_close(a, b, atol=0, rtol=0)
+
+
+def test_adam_step_leaves_a_parameter_without_gradient_alone_as_adam_does():
+    ours, theirs = parameters(1), parameters(1)
+    ours_opt, theirs_opt = make_adam(ours, 1e-2, torch.device("cpu")), make_adam(theirs, 1e-2, torch.device("cpu"))
+    for step in range(3):
+        grads = gradients(step)
+        adam_step(ours_opt, [grads[0].clone(), None, grads[2].clone()], torch.zeros(()))
+        theirs[0].grad, theirs[1].grad, theirs[2].grad = grads[0].clone(), None, grads[2].clone()
+        theirs_opt.step()
+    for a, b in zip(ours, theirs):
+        torch.testing.assert_close(a, b, atol=0, rtol=0)
+    assert ours[1] not in ours_opt.state
+
+
+@pytest.mark.parametrize("max_norm", [0.5, math.inf])
+def test_clip_gradients_equals_clip_grad_norm(max_norm):
+    ours = [g.clone() for g in gradients(0)]
+    params = parameters(0)
+    for param, grad in zip(params, gradients(0)):
+        param.grad = grad.clone()
+    expected_norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
+    norm = clip_gradients_(ours, max_norm)
+    torch.testing.assert_close(norm, expected_norm, atol=0, rtol=0)
+    for grad, param in zip(ours, params):
+        torch.testing.assert_close(grad, param.grad, atol=0, rtol=0)
+    assert (norm > max_norm) == (max_norm == 0.5)  # the 0.5 case really clips
