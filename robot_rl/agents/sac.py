@@ -92,6 +92,11 @@ class SACConfig(EncoderConfig):
     deterministic action and the demo action, on the batch's demo transitions (0 disables, and it
     does nothing without demos; it keeps the policy near the demonstrations while the
     sparse-reward critic is still wrong)."""
+    trust_region_weight: float = 0.0
+    """Weight w of a trust region around a frozen reference actor (fine-tuning a pre-trained one, set by
+    :meth:`SACAgent.set_trust_region_reference`): w * mean((tanh(mu(s)) - tanh(mu0(s)))^2) on every batch,
+    with the SAC term divided by mean|Q| (TD3+BC's normalization, so w means the same whatever the
+    reward scale). 0 disables."""
 
     def __post_init__(self) -> None:
         self.hidden_dims = tuple(int(h) for h in self.hidden_dims)
@@ -104,6 +109,7 @@ class SACConfig(EncoderConfig):
             (self.grad_clip_norm > 0, "grad_clip_norm must be > 0 (inf disables clipping)"),
             (self.utd_ratio >= 1 and self.batch_size >= 1, "utd_ratio and batch_size must be >= 1"),
             (self.bc_weight >= 0, "bc_weight must be >= 0"),
+            (self.trust_region_weight >= 0, "trust_region_weight must be >= 0"),
             (self.n_step >= 1, "n_step must be >= 1"),
         ]
         for message in [m for ok, m in checks if not ok] + self.encoder_problems():
@@ -149,6 +155,11 @@ def frozen(module: nn.Module) -> Iterator[None]:
             param.requires_grad_(flag)
 
 
+def trust_region_distance(action: torch.Tensor, reference_action: torch.Tensor) -> torch.Tensor:
+    """Mean squared distance of deterministic actions from the reference actor's (zero gradient where equal)."""
+    return (action - reference_action).pow(2).mean()
+
+
 def gripper_index(action: torch.Tensor) -> torch.Tensor:
     """Gripper action values -> index into :data:`GRIPPER_COMMANDS` (rounded to the nearest command)."""
     return action.clamp(-1.0, 1.0).round().long() + 1
@@ -176,6 +187,7 @@ class SACAgent(AgentBase):
         self._generator = torch.Generator(device=self._device).manual_seed(seed)
         self._act_generator = torch.Generator(device=self._device).manual_seed(seed + 1_000_003)
         self._num_updates = 0
+        self._reference_actor: nn.Module | None = None  # the trust region's center (set_trust_region_reference)
         # optimizer steps skipped for a non-finite gradient since construction, counted on the device
         self._skipped_steps = torch.zeros((), device=self._device)
 
@@ -296,6 +308,8 @@ class SACAgent(AgentBase):
             q_mean = self._critic_fn(features, action).mean(dim=0)
         actor_loss = (alpha * log_prob - q_mean).mean()
         bc_metrics = {}
+        if self._config.trust_region_weight > 0:
+            actor_loss = self._with_trust_region(actor_loss, q_mean, mean, features, bc_metrics)
         if self._config.bc_weight > 0 and batch.demo is not None:
             bc_loss = self._bc_loss(torch.tanh(mean), batch)
             actor_loss = actor_loss + self._config.bc_weight * bc_loss
@@ -308,6 +322,20 @@ class SACAgent(AgentBase):
         self._skipped_steps += found_inf
         return {"train/actor_loss": actor_loss.detach(), "train/actor_grad_norm": actor_grad_norm,
                 "train/temperature": self._log_alpha.detach().exp(), "train/entropy": -log_prob.detach().mean(), **bc_metrics}
+
+    def set_trust_region_reference(self) -> None:
+        """Freeze a copy of the current actor as the center of the trust region (``trust_region_weight``)."""
+        self._reference_actor = copy.deepcopy(self._actor).requires_grad_(False)
+
+    def _with_trust_region(self, sac_loss: torch.Tensor, q_mean: torch.Tensor, mean: torch.Tensor, features: torch.Tensor,
+                           metrics: dict[str, torch.Tensor]) -> torch.Tensor:
+        if self._reference_actor is None:
+            raise RuntimeError("trust_region_weight > 0 needs a reference actor: set_trust_region_reference() (--init-from)")
+        with torch.no_grad():
+            reference = torch.tanh(self._reference_actor(features)[0])
+        distance = trust_region_distance(torch.tanh(mean), reference)
+        metrics["train/actor_trust_region"] = distance.detach()
+        return sac_loss / q_mean.detach().abs().mean().clamp_min(1e-6) + self._config.trust_region_weight * distance
 
     def _bc_loss(self, deterministic_action: torch.Tensor, batch: Batch) -> torch.Tensor:
         """Mean squared error of the deterministic action against the demo action, over demo rows."""

@@ -130,6 +130,9 @@ class ActorConfig:
     """Fly this pre-trained actor file (actor.pt of `robot-rl train-fused`) from the first step, until the
     learner's weights arrive (a learner started with the same --init-from publishes it as v0); checked
     like the learner's --init-from."""
+    init_residual_scale: float | None = None
+    """With --init-from: the learner learns a residual on the frozen pre-trained actor (its
+    --init-residual-scale); the actor must build the same policy to load its weights."""
     device: str = "cpu"
     """Torch device of the policy."""
     threads: int = 1
@@ -158,7 +161,8 @@ class ActorConfig:
 
     def train_config(self) -> TrainConfig:
         """The training config the learner builds its env and agent from (same fields)."""
-        return TrainConfig(env=self.env, sac=self.sac, device=self.device, init_from=self.init_from)
+        return TrainConfig(env=self.env, sac=self.sac, device=self.device, init_from=self.init_from,
+                           init_residual_scale=self.init_residual_scale)
 
 
 @dataclasses.dataclass

@@ -97,7 +97,7 @@ def actor_command(cfg: LaunchConfig, keys: pathlib.Path, index: int) -> list[str
         learner=connect_address(cfg.bind), weights=connect_address(cfg.weights_bind), keys=keys, out=cfg.out,
         name=cfg.run_name, max_hz=cfg.actor_max_hz, steps=cfg.actor_steps,
         chunk_steps=cfg.chunk_steps, random_steps=cfg.random_steps, hil=cfg.hil, sim_human=cfg.sim_human, sac=cfg.sac,
-        flush_s=ACTOR_FLUSH_S, init_from=cfg.init_from,
+        flush_s=ACTOR_FLUSH_S, init_from=cfg.init_from, init_residual_scale=cfg.init_residual_scale,
     )
     return [sys.executable, "-m", "robot_rl.cli", "actor", "--id", actor.id, *cli_args(actor, ActorConfig(id=actor.id))]
 

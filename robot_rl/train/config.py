@@ -70,6 +70,10 @@ class TrainConfig:
     """Start the actor from this pre-trained actor file (actor.pt of `robot-rl train-fused` or of a run,
     or its run directory); checked against the task, its options, the observation and action sizes and
     --sac.hidden-dims. Only the actor carries over: the critic starts fresh (robot_rl.train.init_from)."""
+    init_residual_scale: float | None = None
+    """With --init-from: keep the pre-trained actor pi0 frozen and learn a residual on top of it, executed
+    action = clip(pi0(obs) + S * residual(obs)) with the residual in [-1, 1] starting at 0
+    (robot_rl.train.residual); --sac.hidden-dims then sizes the residual, pi0 keeps its own sizes."""
     warmup_steps: int = 0
     """WSRL warm-up: no update before the online buffer holds this many transitions (rollouts of the
     current, e.g. pre-trained, policy; the larger of this and --learning-starts counts)."""
@@ -116,6 +120,14 @@ class TrainConfig:
             raise ValueError("--warmup-steps and --critic-warmup-updates must be >= 0")
         if self.warmup_as_demos and (self.warmup_steps < 1 or self.demos is not None or self.expert_demos or self.hil != "none"):
             raise ValueError("--warmup-as-demos needs --warmup-steps > 0 and no other demonstrations (--demos, --expert-demos, --hil)")
+        if self.init_residual_scale is not None and (self.init_from is None or self.algo != "sac"):
+            raise ValueError("--init-residual-scale needs --init-from FILE (the frozen pi0) and --algo sac")
+        if self.init_residual_scale is not None:
+            from robot_rl.train.residual import check_scale
+
+            check_scale(self.init_residual_scale)
+        if self.algo == "sac" and self.sac.trust_region_weight > 0 and self.init_from is None:
+            raise ValueError("--sac.trust-region-weight needs --init-from FILE (the pre-trained actor it keeps the actor near)")
         if self.critic_warmup_updates and self.algo != "sac":
             raise ValueError("--critic-warmup-updates needs --algo sac (an actor-critic agent)")
         if self.num_envs > 1 and self.hil not in ("none", "simulated"):

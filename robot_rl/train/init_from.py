@@ -6,7 +6,9 @@ pre-training data; a short warm-up of rollouts of the pre-trained policy seeds t
 the configured UTD. Only the actor carries over: ``robot-rl train-fused``'s critic sees privileged
 simulator state (an asymmetric critic) and is a TD3 critic, so the SAC critic starts fresh; to keep
 that untrained critic from dragging the pre-trained actor away (actor collapse), the first
-``--critic-warmup-updates`` updates train the critic alone (:class:`CriticWarmup`).
+``--critic-warmup-updates`` updates train the critic alone (:class:`CriticWarmup`). Two ways to keep the
+pre-trained actor: ``--init-residual-scale`` freezes it and learns a bounded residual on top
+(:mod:`robot_rl.train.residual`), ``--sac.trust-region-weight`` pulls the learning actor toward it.
 
 An actor file is ``actor.pt`` (``SACAgent.actor_state_dict()`` keys, from ``robot-rl train-fused``
 or a training run) with, when ``train-fused`` wrote it, ``actor.json`` beside it (task, task options,

@@ -95,10 +95,18 @@ def spaces_of(env: gym.Env | VectorEnv) -> tuple[ObsSpec, int]:
 
 
 def build_agent(cfg: TrainConfig, spec: ObsSpec, action_dim: int) -> Agent:
-    """The ``--algo`` agent; with ``--init-from`` its actor holds the pre-trained weights (checked)."""
-    agent = make_agent(cfg.algo, spec, action_dim, cfg.agent_config, device=cfg.device, seed=cfg.env.seed)
+    """The ``--algo`` agent; with ``--init-from`` its actor holds the pre-trained weights (checked), or
+    with ``--init-residual-scale`` it is the frozen pre-trained actor plus a residual (:mod:`robot_rl.train.residual`)."""
+    make = functools.partial(make_agent, cfg.algo, spec, action_dim, device=cfg.device, seed=cfg.env.seed)
+    if cfg.init_residual_scale is not None:
+        from robot_rl.train.residual import build_residual_agent
+
+        return build_residual_agent(make, cfg.init_from, cfg.env.task, cfg.env.options(), cfg.init_residual_scale, cfg.agent_config)
+    agent = make(cfg.agent_config)
     if cfg.init_from is not None:
         load_pretrained_actor(agent, cfg.init_from, cfg.env.task, cfg.env.options())
+        if getattr(cfg.agent_config, "trust_region_weight", 0) > 0:
+            agent.set_trust_region_reference()  # the pre-trained actor, also when a checkpoint is resumed over it
     return agent
 
 
