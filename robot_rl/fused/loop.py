@@ -17,7 +17,9 @@ stored with each transition for TD3+BC's term (:mod:`robot_rl.fused.td3`). An ep
 (SAME_STEP): the transition's next observation is its ``final_obs``; its next privileged state is
 taken from the batch after the step, i.e. the new episode's (the dynamics drawn for it), an
 approximation that only touches the bootstrapped value of truncated steps (terminated ones do not
-bootstrap).
+bootstrap). With a curriculum on reward weights (:mod:`robot_rl.fused.curriculum`) the env's step
+returns the reward's terms instead of its reward (``fused_env(..., reward_terms=True)``) and each
+transition is paid the reward at the weights of the step that collected it.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import numpy as np
 
 from robot_rl.fused.networks import actor_mean
 from robot_rl.fused.config import FusedConfig
+from robot_rl.fused.curriculum import curriculum_reward
 from robot_rl.fused.td3 import TD3State, Transitions, init_td3, update
 
 
@@ -45,15 +48,21 @@ class FusedEnv(NamedTuple):
     privileged_dim: int
     action_dim: int
     has_expert: bool = True
+    reward_from_terms: Callable | None = None
+    cost_weights: tuple[float, ...] = ()
 
 
-def fused_env(vector_env: Any) -> FusedEnv:
+def fused_env(vector_env: Any, reward_terms: bool = False) -> FusedEnv:
     """The :class:`FusedEnv` of a robot_rl JAX vector env (one with ``functional``); without a
-    ``privileged`` function the critic sees what the actor sees."""
+    ``privileged`` function the critic sees what the actor sees. ``reward_terms``: its step returns
+    the reward's terms (``functional_reward_terms``), for a curriculum on the reward weights."""
     if not hasattr(vector_env, "functional"):
         raise ValueError(f"{type(vector_env).__name__} has no jitted reset/step (`functional`): fused training needs "
                          "a natively batched JAX backend (e.g. --backend jax)")
-    reset, step = vector_env.functional
+    if reward_terms and not hasattr(vector_env, "functional_reward_terms"):
+        raise ValueError(f"{type(vector_env).__name__} cannot return its reward's terms (`functional_reward_terms`): "
+                         "no curriculum on reward weights with it")
+    reset, step = vector_env.functional_reward_terms if reward_terms else vector_env.functional
     privileged, expert = getattr(vector_env, "privileged", None), getattr(vector_env, "expert", None)
     batch, _, obs = reset(jax.random.key(0))
     action_dim = int(np.prod(vector_env.single_action_space.shape))
@@ -61,8 +70,9 @@ def fused_env(vector_env: Any) -> FusedEnv:
         privileged = lambda batch: jnp.zeros((obs.shape[0], 0), jnp.float32)  # noqa: E731
     if expert is None:
         expert = lambda batch: jnp.full((obs.shape[0], action_dim), jnp.nan, jnp.float32)  # noqa: E731
+    terms = (vector_env.reward_from_terms, tuple(vector_env.cost_weights)) if reward_terms else (None, ())
     return FusedEnv(reset, step, privileged, expert, int(obs.shape[-1]), int(privileged(batch).shape[-1]), action_dim,
-                    getattr(vector_env, "expert", None) is not None)
+                    getattr(vector_env, "expert", None) is not None, *terms)
 
 
 class LoopState(NamedTuple):
@@ -75,6 +85,7 @@ class LoopState(NamedTuple):
     ptr: Any
     key: Any
     episode_return: Any
+    env_steps: Any
 
 
 def init_loop(env: FusedEnv, config: FusedConfig) -> LoopState:
@@ -87,7 +98,8 @@ def init_loop(env: FusedEnv, config: FusedConfig) -> LoopState:
                          jnp.zeros((cap, env.action_dim), f32), jnp.zeros((cap,), f32), jnp.zeros((cap, env.obs_dim), f32),
                          jnp.zeros((cap, env.privileged_dim), f32), jnp.zeros((cap,), f32), jnp.zeros((cap, env.action_dim), f32))
     size, ptr = jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32)
-    return LoopState(agent, batch, env_key, obs, replay, size, ptr, key, jnp.zeros((config.num_envs,), f32))
+    return LoopState(agent, batch, env_key, obs, replay, size, ptr, key, jnp.zeros((config.num_envs,), f32),
+                     jnp.zeros((), jnp.int32))
 
 
 def _collect(state: LoopState, env: FusedEnv, config: FusedConfig) -> tuple[LoopState, dict[str, Any]]:
@@ -97,18 +109,23 @@ def _collect(state: LoopState, env: FusedEnv, config: FusedConfig) -> tuple[Loop
     action = jnp.clip(action + config.exploration_noise * jax.random.normal(k_noise, action.shape), -1.0, 1.0)
     batch, env_key, out = env.step(state.env, state.env_key, action)
     obs, reward, terminated, truncated, success, executed, _, final_obs = out
+    paid, curriculum = reward, {}
+    if env.reward_from_terms is not None:  # the step returned the reward's terms
+        paid, reward, curriculum = curriculum_reward(reward, executed, state.env_steps, config.curriculum,
+                                                     env.cost_weights, env.reward_from_terms)
     done = terminated | truncated
-    new = Transitions(state.obs, env.privileged(state.env), executed, reward.astype(jnp.float32),
+    new = Transitions(state.obs, env.privileged(state.env), executed, paid.astype(jnp.float32),
                       jnp.where(done[:, None], final_obs, obs), env.privileged(batch), terminated.astype(jnp.float32),
                       env.expert(state.env))
     replay = jax.tree.map(lambda buf, x: jax.lax.dynamic_update_slice_in_dim(buf, x, state.ptr, axis=0), state.replay, new)
     episode_return = state.episode_return + reward
     stats = {"episodes": jnp.sum(done), "return_sum": jnp.sum(jnp.where(done, episode_return, 0.0)),
-             "crashes": jnp.sum(terminated), "final_success": jnp.sum(done & success), "reward": jnp.mean(reward)}
+             "crashes": jnp.sum(terminated), "final_success": jnp.sum(done & success), "reward": jnp.mean(reward),
+             **curriculum}
     n = config.num_envs
     state = state._replace(env=batch, env_key=env_key, obs=obs, replay=replay, key=key,
                            size=jnp.minimum(state.size + n, config.capacity), ptr=(state.ptr + n) % config.capacity,
-                           episode_return=jnp.where(done, 0.0, episode_return))
+                           episode_return=jnp.where(done, 0.0, episode_return), env_steps=state.env_steps + n)
     return state, stats
 
 
@@ -172,6 +189,9 @@ def train(env: FusedEnv, config: FusedConfig,
     if (config.td3.bc_weight or config.td3.bc_final_weight) and not env.has_expert:
         raise ValueError("the TD3+BC term (bc_weight > 0) needs an env with a scripted expert (`expert`); "
                          "set bc_weight = bc_final_weight = 0 for plain TD3")
+    if config.curriculum.enabled and env.reward_from_terms is None:
+        raise ValueError("a curriculum on reward weights needs an env that returns its reward's terms: build it with "
+                         "fused_env(vector_env, reward_terms=True)")
     start = time.perf_counter()
     state = init_loop(env, config)
     chunk = make_chunk(env, config)

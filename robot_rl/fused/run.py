@@ -59,7 +59,7 @@ def train_jax(cfg: TrainFused, run_dir: pathlib.Path, options: dict[str, Any]) -
     from building the env to the trained actor (compilation included) [s]."""
     start = time.perf_counter()
     vector_env = make_vector(cfg.task, backend=cfg.jax_backend, num_envs=cfg.fused.num_envs, **options)
-    env = fused_env(vector_env)
+    env = fused_env(vector_env, reward_terms=cfg.fused.curriculum.enabled)
     log = RunLog(run_dir, f"{cfg.task} fused TD3 (training episodes, with exploration noise)", "env steps")
     progress = Progress(cfg.fused.chunks * cfg.fused.chunk_steps * cfg.fused.num_envs, period_s=2.0)
     print(f"fused TD3 on {cfg.task} ({cfg.jax_backend}): {cfg.fused.num_envs} envs, obs {env.obs_dim}, "

@@ -116,6 +116,10 @@ def update(state: TD3State, batches: Transitions, key: Any, config: TD3Config) -
     bc_weight = bc_weight_at(state.actor_opt.count, config)
     (a_loss, bc), grads = jax.value_and_grad(actor_loss, has_aux=True)(state.actor, state.critics, last, bc_weight, config)
     actor, actor_opt = adam_step(state.actor, grads, state.actor_opt, config.actor_lr)
+    if config.critic_warmup_updates:  # the actor stays as it is until the critics had their warm-up
+        warm = state.critic_opt.count > config.critic_warmup_updates * config.policy_delay
+        (actor, actor_opt) = jax.tree.map(lambda new, old: jnp.where(warm, new, old), (actor, actor_opt),
+                                          (state.actor, state.actor_opt))
     state = state._replace(actor=actor, actor_opt=actor_opt, actor_target=polyak(state.actor_target, actor, config.tau),
                            critic_targets=polyak(state.critic_targets, state.critics, config.tau))
     return state, {"train/critic_loss": jnp.mean(losses), "train/q_mean": jnp.mean(q_means), "train/actor_loss": a_loss,

@@ -27,6 +27,7 @@ jax is imported here only, so ``import sim.quad`` stays cheap.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Any
 
@@ -36,6 +37,22 @@ import numpy as np
 from robot_rl.vector import require_state_obs
 from sim.jax_task_env import JittedTaskEnv
 from sim.quad.jax_core import JaxQuadConfig, build, goal_arrays, privileged_arrays, rows_first, vehicle_arrays
+
+
+@dataclasses.dataclass(frozen=True)
+class RewardTermsArrays:
+    """A task's bound array functions whose ``reward`` gives its ``reward_terms`` instead: built into the
+    step of :attr:`QuadVectorEnv.functional_reward_terms` (everything else is the task's)."""
+
+    arrays: Any
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "arrays":  # not set yet (copy, unpickle): no recursion
+            raise AttributeError(name)
+        return getattr(self.arrays, name)
+
+    def reward(self, pos_m: Any, quat_wxyz: Any, vel_m_s: Any, rates_rad_s: Any, target_m: Any, xp: Any) -> Any:
+        return self.arrays.reward_terms(pos_m, quat_wxyz, vel_m_s, rates_rad_s, target_m, xp)
 
 
 class QuadVectorEnv(JittedTaskEnv):
@@ -61,6 +78,30 @@ class QuadVectorEnv(JittedTaskEnv):
         """The jitted ``reset(key) -> (batch, key, obs)`` and ``step(batch, key, actions) -> (batch, key,
         out)`` (:func:`sim.quad.jax_core.build`), for loops fused under ``jit``/``lax.scan``."""
         return self._reset_fn, self._step_fn
+
+    @property
+    def functional_reward_terms(self) -> tuple[Any, Any]:
+        """:attr:`functional`'s pair, except that the step's reward slot holds the task's reward terms
+        ``(N, 5)`` (``task.arrays_for(spec).reward_terms``): a fused loop turns them into the reward with
+        its own cost weights through :attr:`reward_from_terms` (a curriculum on reward weights)."""
+        owner = {name: next((k for k in type(self.arrays).__mro__ if name in vars(k)), None)
+                 for name in ("reward", "reward_terms")}
+        if owner["reward_terms"] is None or owner["reward"] is not owner["reward_terms"]:  # e.g. a subclass's own reward
+            raise ValueError(f"task {self.task.name!r} does not expose the terms of its reward (`reward_terms` beside "
+                             f"`reward` in {type(self.arrays).__name__}): no curriculum on its reward weights")
+        return build(RewardTermsArrays(self.arrays), self.task.max_episode_steps, self.config, self.num_envs,
+                     self.control_hz)
+
+    @property
+    def reward_from_terms(self) -> Any:
+        """``reward_from_terms(terms (N, 5), weights (4,), extra_cost=None) -> (N,)`` (traceable; at
+        :attr:`cost_weights` and no extra cost: the task's reward)."""
+        return functools.partial(self.arrays.reward_from_terms, xp=jnp)
+
+    @property
+    def cost_weights(self) -> tuple[float, ...]:
+        """The task's cost weights, the order :attr:`reward_from_terms` takes them in."""
+        return tuple(self.arrays.cost_weights)
 
     @property
     def privileged(self) -> Any:

@@ -95,12 +95,23 @@ def success_arrays(pos_m: Any, vel_m_s: Any, target_m: Any, tolerance_m: float, 
     return (_norm(pos_m - target_m, xp) <= tolerance_m) & (_norm(vel_m_s, xp) <= max_speed_m_s)
 
 
+def cost_terms_arrays(pos_m: Any, quat_wxyz: Any, vel_m_s: Any, rates_rad_s: Any, target_m: Any, xp: Any) -> tuple:
+    """The cost's unweighted terms ``(|e| m, |v| m/s, 1 - cos tilt, |rates| rad/s)``, four arrays ``(...)``
+    (kept apart: stacking them would make the JAX step materialize an ``(N, 4)`` array)."""
+    return _norm(pos_m - target_m, xp), _norm(vel_m_s, xp), 1.0 - cos_tilt_arrays(quat_wxyz, xp), _norm(rates_rad_s, xp)
+
+
+def weighted_cost_arrays(terms: Any, weights: Any) -> Any:
+    """``pos_w |e| + vel_w |v| + tilt_w (1 - cos tilt) + rate_w |rates|`` from :func:`cost_terms_arrays`'s
+    four ``terms``; ``weights`` 4 numbers or an array ``(..., 4)`` (e.g. a curriculum's, traced)."""
+    pos_w, vel_w, tilt_w, rate_w = (weights[..., i] for i in range(4)) if hasattr(weights, "shape") else weights
+    return pos_w * terms[0] + vel_w * terms[1] + tilt_w * terms[2] + rate_w * terms[3]
+
+
 def cost_arrays(pos_m: Any, quat_wxyz: Any, vel_m_s: Any, rates_rad_s: Any, target_m: Any,
                 weights: tuple[float, float, float, float], xp: Any) -> Any:
     """``pos_w |e| + vel_w |v| + tilt_w (1 - cos tilt) + rate_w |rates|``, ``(...)``, >= 0."""
-    pos_w, vel_w, tilt_w, rate_w = weights
-    return (pos_w * _norm(pos_m - target_m, xp) + vel_w * _norm(vel_m_s, xp)
-            + tilt_w * (1.0 - cos_tilt_arrays(quat_wxyz, xp)) + rate_w * _norm(rates_rad_s, xp))
+    return weighted_cost_arrays(cost_terms_arrays(pos_m, quat_wxyz, vel_m_s, rates_rad_s, target_m, xp), weights)
 
 
 def reward_arrays(cost: Any, crashed: Any, crash_reward: float, xp: Any) -> Any:
@@ -230,6 +241,27 @@ class HoverArrays:
         cost = cost_arrays(pos_m, quat_wxyz, vel_m_s, rates_rad_s, target_m,
                            (c.pos_weight, c.vel_weight, c.tilt_weight, c.rate_weight), xp)
         return reward_arrays(cost, self.terminated(pos_m, xp), c.crash_reward, xp)
+
+    @property
+    def cost_weights(self) -> tuple[float, float, float, float]:
+        """The task's ``(pos_weight, vel_weight, tilt_weight, rate_weight)``."""
+        c = self.config
+        return c.pos_weight, c.vel_weight, c.tilt_weight, c.rate_weight
+
+    def reward_terms(self, pos_m: Any, quat_wxyz: Any, vel_m_s: Any, rates_rad_s: Any, target_m: Any, xp: Any) -> Any:
+        """What :meth:`reward` is made of, ``(..., 5)``: :func:`cost_terms_arrays`' four terms and the crash
+        flag (1.0 or 0.0), for :meth:`reward_from_terms` with other weights (a fused trainer's curriculum)."""
+        terms = cost_terms_arrays(pos_m, quat_wxyz, vel_m_s, rates_rad_s, target_m, xp)
+        return xp.stack([*terms, self.terminated(pos_m, xp).astype(terms[0].dtype)], axis=-1)
+
+    def reward_from_terms(self, terms: Any, weights: Any, xp: Any, extra_cost: Any = None) -> Any:
+        """The reward of :meth:`reward_terms`' ``terms (..., 5)`` with cost ``weights`` (4, or ``(..., 4)``)
+        plus ``extra_cost`` (e.g. an action penalty); at the task's :attr:`cost_weights` and no extra
+        cost it is :meth:`reward`."""
+        cost = weighted_cost_arrays([terms[..., i] for i in range(4)], weights)
+        if extra_cost is not None:
+            cost = cost + extra_cost
+        return reward_arrays(cost, terms[..., 4] > 0.5, self.config.crash_reward, xp)
 
     def expert(self, pos_m: Any, quat_wxyz: Any, vel_m_s: Any, target_m: Any, xp: Any) -> Any:
         """The position controller toward the target (heading 0), as an action ``(..., 4)``."""

@@ -20,6 +20,7 @@ from robot_rl.cli import main
 from robot_rl.data.schema import ObsSpec
 from robot_rl.fused.convert import actor_state_dict, save_actor, torch_actor
 from robot_rl.fused.export_c import write_c_header
+from robot_rl.fused.config import RewardCurriculum
 from robot_rl.fused.loop import FusedConfig, fused_env, train
 from robot_rl.fused.networks import LOG_STD_MAX, LOG_STD_MIN, actor_mean, apply_mlp, init_actor
 from robot_rl.fused.run import load_torch_agent
@@ -84,16 +85,36 @@ def test_a_td3_update_lowers_critic_and_expert_losses_on_a_fixed_batch():
     assert history[-1]["train/expert_mse"] < 0.25 * history[0]["train/expert_mse"]
 
 
+def test_the_critic_warmup_holds_the_actor_still_then_lets_it_learn():
+    config = TD3Config(actor_hidden_dims=(8,), critic_hidden_dims=(8,), batch_size=16, critic_warmup_updates=2)
+    rng = np.random.default_rng(1)
+    f32 = lambda *shape: rng.normal(size=shape).astype(np.float32)  # noqa: E731
+    batch = Transitions(f32(16, OBS), f32(16, PRIV), np.tanh(f32(16, ACT)), f32(16), f32(16, OBS), f32(16, PRIV),
+                        np.zeros(16, np.float32), np.zeros((16, ACT), np.float32))
+    batches = jax.tree.map(lambda x: jnp.stack([x] * config.policy_delay), batch)
+    step = jax.jit(lambda s, k: update(s, batches, k, config)[0])
+    state = first = init_td3(jax.random.key(0), OBS, PRIV, ACT, config)
+    same = lambda a, b: all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))  # noqa: E731
+    for i in range(3):
+        state = step(state, jax.random.key(i))
+        assert same(state.actor, first.actor) == (i < 2) and not same(state.critics, first.critics)
+    assert int(state.actor_opt.count) == 1
+    with pytest.raises(ValueError, match="critic_warmup_updates"):
+        TD3Config(critic_warmup_updates=-1)
+
+
 @pytest.fixture(scope="module")
 def quad_env():
     envs = robot_rl.make_vector("quad_hover", backend="jax", num_envs=8, action_history_steps=2)
-    return fused_env(envs)
+    return fused_env(envs, reward_terms=True)  # its step returns the reward's terms (the loop pays the reward)
 
 
-def test_fused_steps_fill_the_replay_buffer_with_privileged_state_and_expert_actions(quad_env):
+def test_fused_steps_fill_the_replay_buffer_with_privileged_state_expert_actions_and_scheduled_rewards(quad_env):
     assert (quad_env.obs_dim, quad_env.privileged_dim, quad_env.action_dim) == (18 + 2 * 4, 15, 4)
+    curriculum = RewardCurriculum(start_weights=(0.0, 0.0, 0.0, 0.0), action_weight_start=5.0, steps=400)
     config = FusedConfig(num_envs=8, env_steps=8 * 150, chunk_steps=50, learning_starts=200, replay_capacity=4096,
-                         td3=TD3Config(actor_hidden_dims=(16, 16), critic_hidden_dims=(16, 16), batch_size=32, bc_weight=1.0))
+                         td3=TD3Config(actor_hidden_dims=(16, 16), critic_hidden_dims=(16, 16), batch_size=32, bc_weight=1.0),
+                         curriculum=curriculum)
     reports = []
     state, wall_s = train(quad_env, config, lambda steps, updates, summary, t: reports.append((steps, updates, summary)))
     assert [r[0] for r in reports] == [400, 800, 1200] and wall_s > 0
@@ -108,6 +129,15 @@ def test_fused_steps_fill_the_replay_buffer_with_privileged_state_and_expert_act
     assert np.all((hover >= 0) & (hover <= 1)) and 0.2 < np.median(hover) < 0.7
     for name in ("train/critic_loss", "train/actor_loss", "train/expert_mse", "env/step_reward"):
         assert np.isfinite(reports[-1][2][name])
+    # The curriculum: weights from 0 to the task's over the first chunk (its mean: 0.49), then the task's.
+    assert reports[0][2]["train/cost_weight_0"] == pytest.approx(0.49, abs=1e-6)
+    assert reports[0][2]["train/action_weight"] == pytest.approx(5.0 * 0.51, abs=1e-5)
+    assert reports[1][2]["train/cost_weight_0"] == 1.0 and reports[1][2]["train/action_weight"] == 0.0
+    paid = np.exp(-5.0 * np.sum(np.square(replay.action[:8]), axis=-1))  # step 0: the action penalty alone
+    np.testing.assert_allclose(replay.reward[:8], paid, rtol=1e-5)
+    assert np.all(replay.reward[filled] <= 1.0)
+    with pytest.raises(ValueError, match="reward's terms"):
+        train(quad_env._replace(reward_from_terms=None), config)
 
 
 def test_the_expert_term_needs_an_expert(quad_env):
