@@ -40,8 +40,8 @@ CONFIGS = {
     "state (13 floats, N=10/M=2)": (STATE, {"num_critics": 10}, {"num_critics": 10, "utd": 1}),
 }
 COMPILED = {
-    "state (13 floats, N=2), compiled": (STATE, {"compile": True}, None),
-    "state (13 floats, N=10/M=2), compiled": (STATE, {"num_critics": 10, "compile": True}, None),
+    "state (13 floats, N=2), compiled": (STATE, {"compile": True}, {"num_critics": 2, "utd": 1}),
+    "state (13 floats, N=10/M=2), compiled": (STATE, {"num_critics": 10, "compile": True}, {"num_critics": 10, "utd": 1}),
 }
 PIXEL_CONFIGS = {
     "pixels (2 x 64x64 + 7 floats)": (PIXELS_64, {}, None),

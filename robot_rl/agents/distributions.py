@@ -28,6 +28,12 @@ def tanh_log_det_jacobian(pre_tanh: torch.Tensor) -> torch.Tensor:
 def sample_tanh_gaussian(mean: torch.Tensor, log_std: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """Reparameterized sample ``tanh(mean + std * eps)`` and its log-probability (B,)."""
     noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+    return tanh_gaussian(mean, log_std, noise)
+
+
+def tanh_gaussian(mean: torch.Tensor, log_std: torch.Tensor, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`sample_tanh_gaussian` with its standard normal ``noise`` drawn by the caller (a compiled
+    update draws it outside the graph, from the agent's generator, so it sees the eager path's numbers)."""
     pre_tanh = mean + log_std.exp() * noise
     gaussian_log_prob = (-0.5 * noise.square() - log_std - _HALF_LOG_2PI).sum(-1)
     return torch.tanh(pre_tanh), gaussian_log_prob - tanh_log_det_jacobian(pre_tanh)
