@@ -1,6 +1,7 @@
 """`robot-rl launch` with pixels and the frozen, cached encoder: the learner turns the frames that
 arrive in chunks into cached features, trains the heads and publishes them; the actor loads the
-same encoder file and flies the heads it receives."""
+same encoder file and flies the heads it receives (puck_reach's one camera: the cheapest pixel task
+to start, the path is the arm's)."""
 
 import re
 
@@ -16,7 +17,7 @@ def test_launch_trains_on_pixels_through_the_frozen_encoder(tmp_path):
         torch.manual_seed(0)
         encoder = save_encoder(tmp_path / "encoder.pt", KeypointEncoder(widths=(4, 4), strides=(2, 2)))
     ports = free_ports()
-    launch = Proc("launch", ["launch", "--task", "pick_cube", "--obs", "pixels", "--actors", "1", *TINY,
+    launch = Proc("launch", ["launch", "--task", "puck_reach", "--obs", "pixels", "--actors", "1", *TINY,
                              "--sac.image-encoder", "frozen", "--sac.pretrained-path", str(encoder),
                              "--sac.encoder-features", "8", "--sac.cached-shifts", "2",
                              "--env-kwargs", "max_episode_steps=20", "image_height=32", "image_width=32",
@@ -32,6 +33,6 @@ def test_launch_trains_on_pixels_through_the_frozen_encoder(tmp_path):
         launch.cleanup()
     text = launch.text
     assert "Traceback" not in text and "cannot load weights" not in text, text[-3000:]
-    assert re.search(r"\[learner\] .*stored as feature cache 2 x 2 shifts x \d+ float16 = \d+ bytes per transition", text)
-    episodes, errors = read_episodes(tmp_path / "run" / "episodes", task="pick_cube")  # frames still go to disk
-    assert not errors and episodes and episodes[0].observations["front"].shape[1:] == (32, 32, 3)
+    assert re.search(r"\[learner\] .*stored as feature cache 1 x 2 shifts x \d+ float16 = \d+ bytes per transition", text)
+    episodes, errors = read_episodes(tmp_path / "run" / "episodes", task="puck_reach")  # frames still go to disk
+    assert not errors and episodes and episodes[0].observations["top"].shape[1:] == (32, 32, 3)
