@@ -319,7 +319,6 @@ class Learner:
 # ------------------------------------------------------------------------------ set-up
 def build_learner(cfg, stack: contextlib.ExitStack) -> Learner:
     """Everything the loop needs, each closed with ``stack`` (a factory: long by nature)."""
-    set_threads(cfg.threads)
     env = make_env(cfg.env)  # for its declared spaces only: never reset or stepped
     stack.callback(env.close)
     if cfg.eval and cfg.env.backend != "sim" and cfg.env.is_robot_rl_task:
@@ -329,6 +328,7 @@ def build_learner(cfg, stack: contextlib.ExitStack) -> Learner:
     if eval_env is not None:
         stack.callback(eval_env.close)
     spec, action_dim = ObsSpec.from_space(env.observation_space), int(np.prod(env.action_space.shape))
+    set_threads(cfg.threads, spec, cfg.agent_config)
     sockets = open_sockets(cfg, stack)  # bad endpoints and keys fail before the run dir is written
     run_dir = prepare_run_dir(cfg)
     agent = build_agent(cfg, spec, action_dim)

@@ -97,7 +97,8 @@ class TrainConfig:
     video_episodes: int = 2
     """Final-evaluation episodes to record into eval.mp4 (0: none)."""
     threads: int = 0
-    """torch CPU threads (0: torch's default)."""
+    """torch CPU threads (0: automatic: 1, or torch's one per core when updates run a conv image encoder;
+    see robot_rl.train.setup.choose_threads)."""
     sac: SACConfig = dataclasses.field(default_factory=SACConfig)
     """SAC/RLPD agent settings."""
     bc: BCConfig = dataclasses.field(default_factory=BCConfig)

@@ -41,7 +41,6 @@ class TrainResult:
 
 
 def train(cfg: TrainConfig) -> TrainResult:
-    set_threads(cfg.threads)
     with contextlib.ExitStack() as stack:
         online = agent_entry(cfg.algo).online
         envs = make_train_envs(cfg, stack) if online else None  # bad names fail before anything is written
@@ -49,6 +48,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         stack.callback(eval_env.close)
         run_dir = prepare_run_dir(cfg)
         spec, action_dim = spaces_of(envs if envs is not None else eval_env)
+        set_threads(cfg.threads, spec, cfg.agent_config)
         agent = build_agent(cfg, spec, action_dim)
         demos = make_demo_buffer(cfg, demo_directory(cfg, run_dir), spec, action_dim)
         if not online:

@@ -219,6 +219,28 @@ def checkpoint(run_dir: pathlib.Path, agent: Agent, step: int) -> None:
     save_checkpoint(run_dir / "actor.pt", agent.actor_state_dict())
 
 
-def set_threads(threads: int) -> None:
+CONV_ENCODERS = ("conv", "pretrained")  # image encoders that run convolutions in every update
+
+
+def choose_threads(threads: int, spec: ObsSpec, agent_config: object) -> int:
+    """torch's intra-op threads for a learner: ``threads``, or for 0 one thread unless every update runs
+    convolutions over images (``--sac.image-encoder conv`` or ``pretrained``), which get torch's default.
+
+    An update of 256-wide MLPs is hundreds of small ops; with ``OMP_WAIT_POLICY=PASSIVE`` (which
+    ``robot_rl`` sets so a learner does not spin on the cores an actor's control loop needs) every op
+    that goes parallel wakes a sleeping thread. Measured on the idle 2-core VM (learner_speed.py,
+    frozen_encoder_speed.py): state SAC N=2 64.7 updates/s on 1 thread against 31.6 on 2, frozen
+    encoder pixels 43.3 against 26.0; end-to-end DrQ at 2 x 128x128 0.09 against 0.14 (big convs do split).
+    """
     if threads:
-        torch.set_num_threads(threads)
+        return threads
+    if spec.images and getattr(agent_config, "image_encoder", None) in CONV_ENCODERS:
+        return torch.get_num_threads()
+    return 1
+
+
+def set_threads(threads: int, spec: ObsSpec, agent_config: object) -> int:
+    """Set (and return) :func:`choose_threads`'s count."""
+    count = choose_threads(threads, spec, agent_config)
+    torch.set_num_threads(count)
+    return count

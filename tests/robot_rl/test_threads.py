@@ -1,0 +1,38 @@
+"""The learner's automatic torch thread count (``--threads 0``)."""
+
+import pytest
+import torch
+
+from robot_rl.agents.bc import BCConfig
+from robot_rl.agents.sac import SACConfig
+from robot_rl.data.schema import ObsSpec
+from robot_rl.train.setup import choose_threads, set_threads
+
+STATE = ObsSpec(13, {})
+PIXELS = ObsSpec(7, {"front": (64, 64, 3)}, ("state",))
+
+
+@pytest.fixture
+def restore_threads():
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+def test_state_and_cached_features_get_one_thread():
+    assert choose_threads(0, STATE, SACConfig()) == 1
+    assert choose_threads(0, PIXELS, SACConfig(image_encoder="frozen", pretrained_path="enc.pt")) == 1
+
+
+def test_conv_encoders_on_images_get_torch_default(restore_threads):
+    torch.set_num_threads(2)
+    assert choose_threads(0, PIXELS, SACConfig()) == 2  # 'conv', trained end to end
+    assert choose_threads(0, PIXELS, SACConfig(image_encoder="pretrained", pretrained_path="r.pt")) == 2
+    assert choose_threads(0, PIXELS, BCConfig()) == 2
+    assert choose_threads(0, STATE, SACConfig()) == 1  # a conv encoder without images runs no convolution
+
+
+def test_an_explicit_count_wins(restore_threads):
+    assert choose_threads(3, STATE, SACConfig()) == 3
+    assert set_threads(0, STATE, SACConfig()) == 1 and torch.get_num_threads() == 1
+    assert set_threads(2, STATE, SACConfig()) == 2 and torch.get_num_threads() == 2
