@@ -24,6 +24,7 @@ transition is paid the reward at the weights of the step that collected it.
 
 from __future__ import annotations
 
+import concurrent.futures
 import time
 from typing import Any, Callable, NamedTuple
 
@@ -64,14 +65,14 @@ def fused_env(vector_env: Any, reward_terms: bool = False) -> FusedEnv:
                          "no curriculum on reward weights with it")
     reset, step = vector_env.functional_reward_terms if reward_terms else vector_env.functional
     privileged, expert = getattr(vector_env, "privileged", None), getattr(vector_env, "expert", None)
-    batch, _, obs = reset(jax.random.key(0))
+    batch, _, obs = jax.eval_shape(reset, jax.random.key(0))  # shapes only: reset compiles in train(), beside the chunk
     action_dim = int(np.prod(vector_env.single_action_space.shape))
     if privileged is None:
         privileged = lambda batch: jnp.zeros((obs.shape[0], 0), jnp.float32)  # noqa: E731
     if expert is None:
         expert = lambda batch: jnp.full((obs.shape[0], action_dim), jnp.nan, jnp.float32)  # noqa: E731
     terms = (vector_env.reward_from_terms, tuple(vector_env.cost_weights)) if reward_terms else (None, ())
-    return FusedEnv(reset, step, privileged, expert, int(obs.shape[-1]), int(privileged(batch).shape[-1]), action_dim,
+    return FusedEnv(reset, step, privileged, expert, int(obs.shape[-1]), int(jax.eval_shape(privileged, batch).shape[-1]), action_dim,
                     getattr(vector_env, "expert", None) is not None, *terms)
 
 
@@ -182,6 +183,18 @@ def chunk_summary(metrics: dict[str, Any]) -> dict[str, float]:
     return out
 
 
+def _initial_state_and_chunk(env: FusedEnv, config: FusedConfig) -> tuple[LoopState, Callable]:
+    """The initial state and the compiled chunk, built side by side: XLA compiles the chunk (~7 s cold
+    for the quadrotor) in a thread, from the state's shapes alone, while this thread builds the state
+    (the env's reset and the networks' initialization compile small programs eagerly: ~4-5 s cold)."""
+    chunk = make_chunk(env, config)
+    shapes = jax.eval_shape(lambda: init_loop(env, config))
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="fused-compile") as pool:
+        compiling = pool.submit(lambda: chunk.lower(shapes).compile())
+        state = init_loop(env, config)
+        return state, compiling.result()
+
+
 def train(env: FusedEnv, config: FusedConfig,
           report: Callable[[int, int, dict[str, float], float], None] | None = None) -> tuple[LoopState, float]:
     """Run the fused loop; ``report(env_steps, updates, summary, elapsed_s)`` after every chunk.
@@ -193,8 +206,7 @@ def train(env: FusedEnv, config: FusedConfig,
         raise ValueError("a curriculum on reward weights needs an env that returns its reward's terms: build it with "
                          "fused_env(vector_env, reward_terms=True)")
     start = time.perf_counter()
-    state = init_loop(env, config)
-    chunk = make_chunk(env, config)
+    state, chunk = _initial_state_and_chunk(env, config)
     steps = updates = 0
     for _ in range(config.chunks):
         state, metrics = chunk(state)
