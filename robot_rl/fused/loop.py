@@ -24,7 +24,6 @@ transition is paid the reward at the weights of the step that collected it.
 
 from __future__ import annotations
 
-import concurrent.futures
 import time
 from typing import Any, Callable, NamedTuple
 
@@ -65,7 +64,7 @@ def fused_env(vector_env: Any, reward_terms: bool = False) -> FusedEnv:
                          "no curriculum on reward weights with it")
     reset, step = vector_env.functional_reward_terms if reward_terms else vector_env.functional
     privileged, expert = getattr(vector_env, "privileged", None), getattr(vector_env, "expert", None)
-    batch, _, obs = jax.eval_shape(reset, jax.random.key(0))  # shapes only: reset compiles in train(), beside the chunk
+    batch, _, obs = jax.eval_shape(reset, jax.random.key(0))  # shapes only (reset compiles once, in init_loop)
     action_dim = int(np.prod(vector_env.single_action_space.shape))
     if privileged is None:
         privileged = lambda batch: jnp.zeros((obs.shape[0], 0), jnp.float32)  # noqa: E731
@@ -92,7 +91,8 @@ class LoopState(NamedTuple):
 def init_loop(env: FusedEnv, config: FusedConfig) -> LoopState:
     key = jax.random.key(config.seed)
     k_agent, k_env, key = jax.random.split(key, 3)
-    agent = init_td3(k_agent, env.obs_dim, env.privileged_dim, env.action_dim, config.td3)
+    del k_agent  # the networks are drawn on the host (init_td3), from the seed; the env's keys stay as they were
+    agent = jax.device_put(init_td3(np.random.default_rng(config.seed), env.obs_dim, env.privileged_dim, env.action_dim, config.td3))
     batch, env_key, obs = env.reset(k_env)
     cap, f32 = config.capacity, jnp.float32
     replay = Transitions(jnp.zeros((cap, env.obs_dim), f32), jnp.zeros((cap, env.privileged_dim), f32),
@@ -183,18 +183,6 @@ def chunk_summary(metrics: dict[str, Any]) -> dict[str, float]:
     return out
 
 
-def _initial_state_and_chunk(env: FusedEnv, config: FusedConfig) -> tuple[LoopState, Callable]:
-    """The initial state and the compiled chunk, built side by side: XLA compiles the chunk (~7 s cold
-    for the quadrotor) in a thread, from the state's shapes alone, while this thread builds the state
-    (the env's reset and the networks' initialization compile small programs eagerly: ~4-5 s cold)."""
-    chunk = make_chunk(env, config)
-    shapes = jax.eval_shape(lambda: init_loop(env, config))
-    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="fused-compile") as pool:
-        compiling = pool.submit(lambda: chunk.lower(shapes).compile())
-        state = init_loop(env, config)
-        return state, compiling.result()
-
-
 def train(env: FusedEnv, config: FusedConfig,
           report: Callable[[int, int, dict[str, float], float], None] | None = None) -> tuple[LoopState, float]:
     """Run the fused loop; ``report(env_steps, updates, summary, elapsed_s)`` after every chunk.
@@ -206,7 +194,8 @@ def train(env: FusedEnv, config: FusedConfig,
         raise ValueError("a curriculum on reward weights needs an env that returns its reward's terms: build it with "
                          "fused_env(vector_env, reward_terms=True)")
     start = time.perf_counter()
-    state, chunk = _initial_state_and_chunk(env, config)
+    state = init_loop(env, config)
+    chunk = make_chunk(env, config)
     steps = updates = 0
     for _ in range(config.chunks):
         state, metrics = chunk(state)

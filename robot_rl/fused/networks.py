@@ -18,22 +18,24 @@ from typing import Any, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 LAYER_NORM_EPS = 1e-5  # torch.nn.LayerNorm's default
 LOG_STD_MIN, LOG_STD_MAX = -10.0, 2.0  # robot_rl.agents.distributions' clamp
 
 
-def init_mlp(key: Any, in_dim: int, hidden_dims: Sequence[int], out_dim: int) -> list[dict[str, Any]]:
-    """Parameters of an MLP ``in_dim -> hidden_dims -> out_dim`` (torch's default initialization)."""
+def init_mlp(rng: np.random.Generator, in_dim: int, hidden_dims: Sequence[int], out_dim: int) -> list[dict[str, Any]]:
+    """Parameters of an MLP ``in_dim -> hidden_dims -> out_dim`` (torch's default initialization), as
+    host (numpy) arrays: drawn with ``jax.random`` they cost an XLA compilation per shape, ~3 s cold
+    for TD3's networks on the 2-core VM, against microseconds here."""
     dims = [in_dim, *hidden_dims, out_dim]
     layers = []
     for i, (fan_in, fan_out) in enumerate(zip(dims[:-1], dims[1:])):
-        key, k_w, k_b = jax.random.split(key, 3)
         bound = 1.0 / math.sqrt(fan_in)
-        layer = {"w": jax.random.uniform(k_w, (fan_in, fan_out), jnp.float32, -bound, bound),
-                 "b": jax.random.uniform(k_b, (fan_out,), jnp.float32, -bound, bound)}
+        layer = {"w": rng.uniform(-bound, bound, (fan_in, fan_out)).astype(np.float32),
+                 "b": rng.uniform(-bound, bound, (fan_out,)).astype(np.float32)}
         if i < len(dims) - 2:
-            layer.update(scale=jnp.ones((fan_out,), jnp.float32), shift=jnp.zeros((fan_out,), jnp.float32))
+            layer.update(scale=np.ones((fan_out,), np.float32), shift=np.zeros((fan_out,), np.float32))
         layers.append(layer)
     return layers
 
@@ -50,15 +52,15 @@ def apply_mlp(layers: Sequence[dict[str, Any]], x: Any) -> Any:
     return x @ layers[-1]["w"] + layers[-1]["b"]
 
 
-def init_actor(key: Any, obs_dim: int, hidden_dims: Sequence[int], action_dim: int, log_std: float) -> list[dict]:
+def init_actor(rng: np.random.Generator, obs_dim: int, hidden_dims: Sequence[int], action_dim: int, log_std: float) -> list[dict]:
     """An actor whose head gives ``(mean, log_std)``. The mean half starts at 1/100 of the usual
     scale, so a fresh actor acts near zero (for residual actions: the task's safe fallback); the
     log-std half starts constant at ``log_std`` (TD3 never trains it; it is the spread a SAC
     fine-tuning run starts from)."""
-    layers = init_mlp(key, obs_dim, hidden_dims, 2 * action_dim)
+    layers = init_mlp(rng, obs_dim, hidden_dims, 2 * action_dim)
     head = layers[-1]
-    head["w"] = jnp.concatenate([0.01 * head["w"][:, :action_dim], jnp.zeros_like(head["w"][:, action_dim:])], axis=1)
-    head["b"] = jnp.concatenate([0.01 * head["b"][:action_dim], jnp.full((action_dim,), log_std, jnp.float32)])
+    head["w"] = np.concatenate([0.01 * head["w"][:, :action_dim], np.zeros_like(head["w"][:, action_dim:])], axis=1)
+    head["b"] = np.concatenate([0.01 * head["b"][:action_dim], np.full((action_dim,), log_std, np.float32)])
     return layers
 
 
@@ -82,7 +84,9 @@ class Adam(NamedTuple):
 
 
 def adam_init(params: Any) -> Adam:
-    return Adam(jax.tree.map(jnp.zeros_like, params), jax.tree.map(jnp.zeros_like, params), jnp.zeros((), jnp.int32))
+    """Zero moments and step count, as host arrays (like the initial parameters: no compilation)."""
+    zeros = lambda p: np.zeros(np.shape(p), np.float32)  # noqa: E731
+    return Adam(jax.tree.map(zeros, params), jax.tree.map(zeros, params), np.zeros((), np.int32))
 
 
 def adam_step(params: Any, grads: Any, state: Adam, lr: float, b1: float = 0.9, b2: float = 0.999,

@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from robot_rl.fused.config import TD3Config
 from robot_rl.fused.networks import (
@@ -57,12 +58,12 @@ class Transitions(NamedTuple):
     expert_action: Any
 
 
-def init_td3(key: Any, obs_dim: int, privileged_dim: int, action_dim: int, config: TD3Config) -> TD3State:
-    k_actor, k_q1, k_q2 = jax.random.split(key, 3)
-    actor = init_actor(k_actor, obs_dim, config.actor_hidden_dims, action_dim, config.initial_log_std)
+def init_td3(rng: np.random.Generator, obs_dim: int, privileged_dim: int, action_dim: int, config: TD3Config) -> TD3State:
+    """A fresh TD3 state as host (numpy) arrays (``jax.device_put`` it, or pass it to a jitted function)."""
+    actor = init_actor(rng, obs_dim, config.actor_hidden_dims, action_dim, config.initial_log_std)
     critic_in = obs_dim + privileged_dim + action_dim
-    critics = [init_mlp(k, critic_in, config.critic_hidden_dims, 1) for k in (k_q1, k_q2)]
-    copy = lambda tree: jax.tree.map(jnp.copy, tree)  # noqa: E731  (targets are their own buffers: donated)
+    critics = [init_mlp(rng, critic_in, config.critic_hidden_dims, 1) for _ in range(2)]
+    copy = lambda tree: jax.tree.map(np.copy, tree)  # noqa: E731  (targets are their own buffers: donated)
     return TD3State(actor, copy(actor), critics, copy(critics), adam_init(actor), adam_init(critics))
 
 

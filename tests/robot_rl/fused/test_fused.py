@@ -32,7 +32,7 @@ OBS, PRIV, ACT = 10, 3, 4
 
 def _random_actor(seed=0, hidden=(16, 8)):
     """An actor whose every parameter (LayerNorm's too) is random, so conversion errors show."""
-    layers = init_actor(jax.random.key(seed), OBS, hidden, ACT, -1.0)
+    layers = init_actor(np.random.default_rng(seed), OBS, hidden, ACT, -1.0)
     rng = np.random.default_rng(seed)
     return jax.tree.map(lambda leaf: np.asarray(leaf) + rng.normal(0.0, 0.3, np.shape(leaf)).astype(np.float32), layers)
 
@@ -76,8 +76,8 @@ def test_a_td3_update_lowers_critic_and_expert_losses_on_a_fixed_batch():
                         (rng.uniform(size=64) < 0.1).astype(np.float32), expert)
     batches = jax.tree.map(lambda x: jnp.stack([x] * config.policy_delay), batch)
     step = jax.jit(lambda s, k: update(s, batches, k, config))
-    state, key, history = init_td3(jax.random.key(0), OBS, PRIV, ACT, config), jax.random.key(1), []
-    for _ in range(150):
+    state, key, history = init_td3(np.random.default_rng(0), OBS, PRIV, ACT, config), jax.random.key(1), []
+    for _ in range(300):  # the expert's MSE falls to 0.05-0.13 of its start by then over init seeds 0-5 (0.06-0.26 at 150)
         key, sub = jax.random.split(key)
         state, metrics = step(state, sub)
         history.append({k: float(v) for k, v in metrics.items()})
@@ -93,7 +93,7 @@ def test_the_critic_warmup_holds_the_actor_still_then_lets_it_learn():
                         np.zeros(16, np.float32), np.zeros((16, ACT), np.float32))
     batches = jax.tree.map(lambda x: jnp.stack([x] * config.policy_delay), batch)
     step = jax.jit(lambda s, k: update(s, batches, k, config)[0])
-    state = first = init_td3(jax.random.key(0), OBS, PRIV, ACT, config)
+    state = first = init_td3(np.random.default_rng(0), OBS, PRIV, ACT, config)
     same = lambda a, b: all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))  # noqa: E731
     for i in range(3):
         state = step(state, jax.random.key(i))
