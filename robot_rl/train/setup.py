@@ -220,6 +220,7 @@ def checkpoint(run_dir: pathlib.Path, agent: Agent, step: int) -> None:
 
 
 CONV_ENCODERS = ("conv", "pretrained")  # image encoders that run convolutions in every update
+TORCH_DEFAULT_THREADS = torch.get_num_threads()  # before anything here sets it (one per core, or OMP_NUM_THREADS)
 
 
 def choose_threads(threads: int, spec: ObsSpec, agent_config: object) -> int:
@@ -235,7 +236,7 @@ def choose_threads(threads: int, spec: ObsSpec, agent_config: object) -> int:
     if threads:
         return threads
     if spec.images and getattr(agent_config, "image_encoder", None) in CONV_ENCODERS:
-        return torch.get_num_threads()
+        return TORCH_DEFAULT_THREADS
     return 1
 
 
