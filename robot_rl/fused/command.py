@@ -22,7 +22,7 @@ EVAL_SEED = 1_000_000  # evaluation starts are disjoint from anything the JAX si
 def _quad_defaults() -> FusedConfig:
     """What trains quad_hover (README, "Training in seconds"): TD3+BC toward the position controller."""
     return FusedConfig(num_envs=32, env_steps=64_000, updates_per_step=2, learning_starts=2_000, chunk_steps=200,
-                       td3=TD3Config(bc_weight=10.0, bc_final_weight=10.0))
+                       td3=TD3Config(batch_size=64, bc_weight=10.0, bc_final_weight=10.0))
 
 
 @dataclasses.dataclass
