@@ -61,6 +61,9 @@ CONFIGS = {  # name -> robot-rl train options
     # the whole actor learns, kept near pi0 by w * mean((mu - mu0)^2) on every batch, Q term / mean|Q|
     "wsrl-trust-10": (*WSRL, "--sac.trust-region-weight", "10"),
     "wsrl-trust-100": (*WSRL, "--sac.trust-region-weight", "100"),
+    # the actor's learning rate ramps up over its first 2,000 steps (Adam's first steps are lr-sized)
+    "wsrl-trust-100-ramp": (*WSRL, "--sac.trust-region-weight", "100", "--sac.actor-lr-warmup-updates", "2000"),
+    "residual-0.1-ramp": ("--init-residual-scale", "0.1", *WSRL, "--sac.actor-lr-warmup-updates", "2000"),
 }
 
 

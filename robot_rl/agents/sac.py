@@ -112,6 +112,7 @@ class SACAgent(AgentBase):
         self._generator = torch.Generator(device=self._device).manual_seed(seed)
         self._act_generator = torch.Generator(device=self._device).manual_seed(seed + 1_000_003)
         self._num_updates = 0
+        self._actor_steps = 0  # actor optimizer steps taken (the learning-rate warm-up's clock)
         self._reference_actor: nn.Module | None = None  # the trust region's center (set_trust_region_reference)
         # optimizer steps skipped for a non-finite gradient since construction, counted on the device
         self._skipped_steps = torch.zeros((), device=self._device)
@@ -253,6 +254,7 @@ class SACAgent(AgentBase):
             bc_loss = self._bc_loss(torch.tanh(mean), batch)
             actor_loss = actor_loss + self._config.bc_weight * bc_loss
             bc_metrics["train/actor_bc_loss"] = bc_loss.detach()
+        self._ramp_actor_lr()
         actor_grad_norm = self._step(self._actor_opt, actor_loss, list(self._actor.parameters()))
         entropy_gap = (log_prob.detach() + self._target_entropy).mean()
         grad_log_alpha = -entropy_gap  # the gradient of the loss -log_alpha * entropy_gap, without a backward pass
@@ -261,6 +263,14 @@ class SACAgent(AgentBase):
         self._skipped_steps += found_inf
         return {"train/actor_loss": actor_loss.detach(), "train/actor_grad_norm": actor_grad_norm,
                 "train/temperature": self._log_alpha.detach().exp(), "train/entropy": -log_prob.detach().mean(), **bc_metrics}
+
+    def _ramp_actor_lr(self) -> None:
+        """During ``actor_lr_warmup_updates``, set the actor's learning rate for its next step (k/N of
+        ``actor_lr`` at the k-th); counted on the host, so no sync."""
+        warmup = self._config.actor_lr_warmup_updates
+        if warmup:
+            self._actor_steps += 1
+            self._actor_opt.param_groups[0]["lr"] = self._config.actor_lr * min(1.0, self._actor_steps / warmup)
 
     def set_trust_region_reference(self) -> None:
         """Freeze a copy of the current actor as the center of the trust region (``trust_region_weight``)."""
@@ -343,6 +353,8 @@ class SACAgent(AgentBase):
         self._generator.set_state(state["generators"]["update"].cpu())
         self._act_generator.set_state(state["generators"]["act"].cpu())
         self._num_updates = int(state["num_updates"])
+        actor_state = list(self._actor_opt.state.values())  # Adam counts the actor's steps (skipped ones excluded)
+        self._actor_steps = int(actor_state[0]["step"]) if actor_state else 0
 
     def actor_state_dict(self) -> dict[str, torch.Tensor]:
         """CPU copies of the weights act() needs (encoder without the frozen backbone, actor, gripper critic)."""

@@ -67,6 +67,11 @@ class SACConfig(EncoderConfig):
     :meth:`SACAgent.set_trust_region_reference`): w * mean((tanh(mu(s)) - tanh(mu0(s)))^2) on every batch,
     with the SAC term divided by mean|Q| (TD3+BC's normalization, so w means the same whatever the
     reward scale). 0 disables."""
+    actor_lr_warmup_updates: int = 0
+    """Actor steps over which the actor's learning rate ramps linearly up to ``actor_lr`` (k/N of it at
+    the k-th step; 0: none). For fine-tuning a pre-trained actor: Adam's first steps move every weight
+    by about the learning rate whatever the gradient's size, which alone threw a hovering quadrotor
+    policy from 4 to 27 cm (README, "Fine-tuning a pre-trained policy")."""
 
     def __post_init__(self) -> None:
         self.hidden_dims = tuple(int(h) for h in self.hidden_dims)
@@ -80,6 +85,7 @@ class SACConfig(EncoderConfig):
             (self.utd_ratio >= 1 and self.batch_size >= 1, "utd_ratio and batch_size must be >= 1"),
             (self.bc_weight >= 0, "bc_weight must be >= 0"),
             (self.trust_region_weight >= 0, "trust_region_weight must be >= 0"),
+            (self.actor_lr_warmup_updates >= 0, "actor_lr_warmup_updates must be >= 0"),
             (self.n_step >= 1, "n_step must be >= 1"),
         ]
         for message in [m for ok, m in checks if not ok] + self.encoder_problems():

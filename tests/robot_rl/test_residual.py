@@ -174,3 +174,27 @@ def test_launch_gives_its_actors_the_residual_so_they_build_the_learners_policy(
     agent.load_actor_state_dict(learner.actor_state_dict())  # the published weights fit the actor's policy
     obs = observations(10)
     np.testing.assert_array_equal(agent.act_batch(obs, deterministic=True), base.act_batch(obs, deterministic=True))
+
+
+def test_the_actor_learning_rate_warm_up_scales_adams_first_steps_and_survives_a_checkpoint(pi0):
+    """Adam's first step moves every weight by ~lr (sign of the gradient): with a warm-up of N actor
+    steps the k-th step uses k/N of the rate, counted on across a resume."""
+    path, base = pi0
+    moved = {}
+    for warmup in (0, 100):
+        cfg = TrainConfig(env=QUAD, sac=SACConfig(hidden_dims=HIDDEN, actor_lr=1e-2, actor_lr_warmup_updates=warmup),
+                          init_from=path)
+        agent = build_agent(cfg, SPEC, ACTION_DIM)
+        agent.update(batch_of(agent))
+        after, before = agent.actor_state_dict(), base.actor_state_dict()
+        moved[warmup] = max(float((after[k] - before[k]).abs().max()) for k in before)
+    assert moved[0] == pytest.approx(1e-2, rel=1e-3)
+    assert moved[100] == pytest.approx(1e-4, rel=1e-3)
+    state = agent.state_dict()
+    assert state["optimizers"]["actor"]["param_groups"][0]["lr"] == pytest.approx(1e-4)
+    resumed = build_agent(cfg, SPEC, ACTION_DIM)
+    resumed.load_state_dict(state)
+    resumed.update(batch_of(resumed, seed=2))
+    assert resumed.state_dict()["optimizers"]["actor"]["param_groups"][0]["lr"] == pytest.approx(2e-4)
+    with pytest.raises(ValueError, match="actor_lr_warmup_updates must be >= 0"):
+        SACConfig(actor_lr_warmup_updates=-1)
