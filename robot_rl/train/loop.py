@@ -26,9 +26,9 @@ from robot_rl.train.config import TrainConfig
 from robot_rl.train.evaluate import evaluate, evaluate_batched
 from robot_rl.train.init_from import CriticWarmup, updates_start_at, warmup_demos
 from robot_rl.train.logs import EpisodeWindow, Progress, RecentRate, RunLog, read_eval_csv
-from robot_rl.train.setup import (EVAL_SEED, build_agent, checkpoint, demo_directory, episode_task, make_demo_buffer,
-                                  make_eval_env, make_train_envs, new_replay, prepare_run_dir, pretrain, restore, set_threads,
-                                  spaces_of)
+from robot_rl.train.setup import (EVAL_SEED, build_agent, checkpoint, demo_directory, episode_task, fused_hint,
+                                  make_demo_buffer, make_eval_env, make_train_envs, new_replay, prepare_run_dir, pretrain,
+                                  restore, set_threads, spaces_of)
 from robot_rl.video import VideoWriter
 
 
@@ -44,6 +44,8 @@ def train(cfg: TrainConfig) -> TrainResult:
     with contextlib.ExitStack() as stack:
         online = agent_entry(cfg.algo).online
         envs = make_train_envs(cfg, stack) if online else None  # bad names fail before anything is written
+        if (hint := fused_hint(envs, cfg.env.task)) is not None:
+            print(hint, flush=True)
         eval_env = make_eval_env(cfg)
         stack.callback(eval_env.close)
         run_dir = prepare_run_dir(cfg)

@@ -75,6 +75,17 @@ def is_batched(cfg: TrainConfig) -> bool:
     return cfg.env.is_robot_rl_task and lookup_backend(lookup(cfg.env.task), cfg.env.backend).batched
 
 
+def fused_hint(envs: object, task: str) -> str | None:
+    """A pointer to ``robot-rl train-fused`` when the training envs could run fused instead: a JAX
+    vector env with jitted reset/step (``functional``) and a scripted expert (what train-fused's
+    default TD3+BC needs). None otherwise."""
+    if not (hasattr(envs, "functional") and getattr(envs, "expert", None) is not None):
+        return None
+    return (f"note: `robot-rl train-fused --task {task}` trains on this JAX backend with env steps and TD3+BC updates "
+            f"fused under jax.jit, in seconds (README, \"Training in seconds\"); this command runs the torch SAC "
+            f"learner and steps the batched env from Python")
+
+
 def make_eval_env(cfg: TrainConfig) -> gym.Env | VectorEnv:
     """The evaluation env: one rendering env, or for a natively batched backend ``--eval-episodes``
     sub-envs of it evaluated at once (:func:`robot_rl.train.evaluate.evaluate_batched`)."""

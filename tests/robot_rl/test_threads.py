@@ -36,3 +36,15 @@ def test_an_explicit_count_wins(restore_threads):
     assert choose_threads(3, STATE, SACConfig()) == 3
     assert set_threads(0, STATE, SACConfig()) == 1 and torch.get_num_threads() == 1
     assert set_threads(2, STATE, SACConfig()) == 2 and torch.get_num_threads() == 2
+
+
+def test_a_jax_env_with_a_scripted_expert_points_to_train_fused_and_others_do_not():
+    pytest.importorskip("jax")
+    from robot_rl.train.setup import fused_hint
+    from robot_rl.vector import make_vector
+
+    quad = make_vector("quad_hover", backend="jax", num_envs=2)
+    assert "robot-rl train-fused --task quad_hover" in fused_hint(quad, "quad_hover")
+    puck = make_vector("puck_reach", backend="jax", num_envs=2)  # jitted, but no scripted expert for TD3+BC
+    assert fused_hint(puck, "puck_reach") is None
+    assert fused_hint(None, "pick_cube") is None  # offline algorithms build no train envs
