@@ -22,7 +22,6 @@ when the policy's output is ready) while 10M-parameter weights arrive every 0.5 
 from __future__ import annotations
 
 import multiprocessing as mp
-import os
 import pickle
 import struct
 import threading
