@@ -72,6 +72,7 @@ def adam_step(optimizer: torch.optim.Adam, grads: list[torch.Tensor | None], fou
     params = [p for group in optimizer.param_groups for p in group["params"]]
     if len(grads) != len(params):
         raise ValueError(f"adam_step got {len(grads)} gradients for {len(params)} parameters")
+    grads = [laid_out_like(param, grad) for param, grad in zip(params, grads)]
     group, states = optimizer.param_groups[0], [optimizer.state.get(p) for p in params]
     if (len(optimizer.param_groups) > 1 or not group.get("fused") or group["amsgrad"] or group.get("decoupled_weight_decay")
             or not all(states) or any(g is None for g in grads)):
@@ -84,6 +85,20 @@ def adam_step(optimizer: torch.optim.Adam, grads: list[torch.Tensor | None], fou
                        weight_decay=group["weight_decay"], eps=group["eps"], maximize=group["maximize"],
                        grad_scale=None, found_inf=found_inf)
     torch._foreach_sub_(steps, [found_inf] * len(steps))
+
+
+def laid_out_like(param: torch.Tensor, grad: torch.Tensor | None) -> torch.Tensor | None:
+    """``grad`` with ``param``'s strides (a copy only where they differ).
+
+    torch 2.13's CPU fused Adam pairs parameter and gradient elements by memory position, without
+    checking the layouts (pytorch/pytorch#106951 is the CUDA side, where it raises). Autograd gives a
+    conv weight's gradient in channels-last strides when the input is channels-last (our images are),
+    so the DrQ conv trunks were updated with scrambled gradients until this copy (measured: 388 of 864
+    first-layer elements took the wrong sign; ``tests/robot_rl/agents/test_optim.py``).
+    """
+    if grad is None or grad.stride() == param.stride():
+        return grad
+    return torch.empty_like(param, memory_format=torch.preserve_format).copy_(grad)
 
 
 def _step_through_grad(optimizer: torch.optim.Optimizer, params: list[torch.Tensor], grads: list[torch.Tensor | None],

@@ -64,6 +64,20 @@ def test_adam_step_leaves_a_parameter_without_gradient_alone_as_adam_does():
     assert ours[1] not in ours_opt.state
 
 
+def test_adam_step_pairs_a_channels_last_gradient_with_the_right_weights():
+    """A conv weight's gradient comes channels-last from autograd when its input is channels-last; torch's
+    CPU fused kernel would pair elements by memory position (adam_step lays the gradient out first)."""
+    ours, theirs = [torch.nn.Parameter(torch.randn(4, 3, 2, 2))], [torch.nn.Parameter(torch.randn(4, 3, 2, 2))]
+    theirs[0].data.copy_(ours[0].data)
+    ours_opt = make_adam(ours, 1e-2, torch.device("cpu"))
+    theirs_opt = torch.optim.Adam(theirs, lr=1e-2, foreach=False)  # the single-tensor loop: logical elements
+    for step in range(3):  # the first step goes through optimizer.step(), the rest call the kernel
+        grad = torch.randn(4, 3, 2, 2, generator=torch.Generator().manual_seed(step))
+        adam_step(ours_opt, [grad.contiguous(memory_format=torch.channels_last)], torch.zeros(()))
+        torch_step(theirs_opt, [grad])
+    torch.testing.assert_close(ours[0], theirs[0], atol=1e-6, rtol=1e-5)
+
+
 @pytest.mark.parametrize("max_norm", [0.5, math.inf])
 def test_clip_gradients_equals_clip_grad_norm(max_norm):
     ours = [g.clone() for g in gradients(0)]
