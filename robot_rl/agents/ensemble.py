@@ -53,8 +53,10 @@ class LayerNormReLU(torch.autograd.Function):
 
 
 def layer_norm_relu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """:class:`LayerNormReLU`, or the same as plain ops where ``torch.compile`` traces (it fuses them itself)."""
-    if torch.compiler.is_compiling():
+    """:class:`LayerNormReLU`, or the same as plain ops where ``torch.compile`` traces (it fuses them itself)
+    or no gradient is recorded (a target's forward: no backward to speed up, and torch.func transforms,
+    which the compiled update uses, cannot run this old-style autograd.Function)."""
+    if torch.compiler.is_compiling() or not torch.is_grad_enabled():
         return F.relu(torch.addcmul(bias, F.layer_norm(x, x.shape[-1:], eps=LAYER_NORM_EPS), weight))
     return LayerNormReLU.apply(x, weight, bias)
 

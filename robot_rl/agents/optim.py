@@ -110,3 +110,50 @@ def _step_through_grad(optimizer: torch.optim.Optimizer, params: list[torch.Tens
     finally:
         for param in params:
             param.grad = None
+
+
+def adam_state(optimizer: torch.optim.Adam) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
+    """``(params, exp_avgs, exp_avg_sqs, steps)`` of a one-group Adam, its state created as its first
+    ``step()`` would (zero moments, a float32 step count of 0) where it has none yet: the tensors that
+    :func:`adam_update_` updates in place, so a checkpoint of the optimizer is the same either way."""
+    if len(optimizer.param_groups) != 1:
+        raise ValueError("adam_state handles one param group")
+    group = optimizer.param_groups[0]
+    if group["amsgrad"] or group["maximize"] or group["weight_decay"] or group.get("decoupled_weight_decay"):
+        raise ValueError("adam_update_ implements plain Adam (no amsgrad, maximize or weight decay)")
+    params = list(group["params"])
+    for param in params:
+        if not optimizer.state.get(param):
+            optimizer.state[param] = {"step": torch.zeros((), dtype=torch.float32, device=param.device),
+                                      "exp_avg": torch.zeros_like(param, memory_format=torch.preserve_format),
+                                      "exp_avg_sq": torch.zeros_like(param, memory_format=torch.preserve_format)}
+    states = [optimizer.state[param] for param in params]
+    return params, [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states], [s["step"] for s in states]
+
+
+def adam_update_(state: tuple[list[torch.Tensor], ...], grads: list[torch.Tensor], lr: torch.Tensor, found_inf: torch.Tensor,
+                 betas: tuple[float, float], eps: float) -> None:
+    """One Adam step on :func:`adam_state`'s tensors, in place, written as plain tensor ops (what a
+    compiled update traces: ``torch._fused_adam_`` is not), skipped entirely where ``found_inf`` is 1.
+
+    The fused kernel's arithmetic: ``m <- lerp(m, g, 1 - b1)``, ``v <- b2 v + (1 - b2) g^2``, ``p <- p -
+    lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)`` (equal to float rounding, tested).
+    """
+    beta1, beta2 = betas
+    skip = found_inf > 0
+    params, exp_avgs, exp_avg_sqs, steps = state
+    with torch.no_grad():
+        for param, grad, exp_avg, exp_avg_sq, step in zip(params, grads, exp_avgs, exp_avg_sqs, steps):
+            _adam_update_one_(param, grad, exp_avg, exp_avg_sq, step, lr, found_inf, skip, beta1, beta2, eps)
+
+
+def _adam_update_one_(param: torch.Tensor, grad: torch.Tensor, exp_avg: torch.Tensor, exp_avg_sq: torch.Tensor, step: torch.Tensor,
+                      lr: torch.Tensor, found_inf: torch.Tensor, skip: torch.Tensor, beta1: float, beta2: float, eps: float) -> None:
+    step.add_(1.0 - found_inf)
+    new_avg = torch.lerp(exp_avg, grad, 1.0 - beta1)
+    new_avg_sq = exp_avg_sq * beta2 + (1.0 - beta2) * grad * grad
+    denom = new_avg_sq.sqrt() / (1.0 - beta2 ** step).sqrt() + eps
+    new_param = param - lr / (1.0 - beta1 ** step) * new_avg / denom
+    param.copy_(torch.where(skip, param, new_param))  # a skipped step's NaNs never reach the state
+    exp_avg.copy_(torch.where(skip, exp_avg, new_avg))
+    exp_avg_sq.copy_(torch.where(skip, exp_avg_sq, new_avg_sq))

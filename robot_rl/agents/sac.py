@@ -9,10 +9,9 @@ critics (DrQ-v2 style: only the critic MLPs have Polyak targets).
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
@@ -34,60 +33,19 @@ from robot_rl.agents.networks import (
 from robot_rl.agents.base import AgentBase, group_weights
 from robot_rl.agents.memory import keep_freed_memory
 from robot_rl.agents.optim import adam_step, clip_gradients_, fused_adam_supported, keep_implementation, make_adam
+from robot_rl.agents.sac_compiled import CompiledUpdate
 from robot_rl.agents.sac_config import SACConfig  # noqa: F401 - re-exported: the config lives beside the agent's users
+from robot_rl.agents.sac_functions import (  # noqa: F401 - td_target, critic_subset, trust_region_distance: re-exported
+    GRIPPER_COMMANDS,
+    critic_subset,
+    frozen,
+    gripper_index,
+    polyak_update,
+    td_target,
+    to_floats,
+    trust_region_distance,
+)
 from robot_rl.data.schema import Batch, ObsSpec, check_finite
-
-GRIPPER_COMMANDS = (-1.0, 0.0, 1.0)  # close, stay, open: the discrete gripper action values
-
-
-def td_target(reward: torch.Tensor, terminated: torch.Tensor, next_qs: torch.Tensor, discount: float | torch.Tensor,
-              next_log_prob: torch.Tensor | None = None, alpha: float | torch.Tensor = 0.0) -> torch.Tensor:
-    """``r + discount * (1 - terminated) * (min_i next_qs[i] - alpha * next_log_prob)``.
-
-    ``next_qs`` is ``(M, B)``: the target critics of the chosen subset at ``(s', a')``. A
-    terminated transition (1.0) does not bootstrap; a truncated one (0.0) does. ``discount`` is
-    a float, or per transition ``(B,)`` (gamma^k of n-step transitions).
-    """
-    next_value = next_qs.min(dim=0).values
-    if next_log_prob is not None:
-        next_value = next_value - alpha * next_log_prob
-    return reward + discount * (1.0 - terminated) * next_value
-
-
-def critic_subset(num_critics: int, num_min: int, generator: torch.Generator) -> torch.Tensor:
-    """Indices of ``num_min`` distinct critics drawn at random (all of them, in order, when equal)."""
-    if num_min == num_critics:
-        return torch.arange(num_critics, device=generator.device)
-    return torch.randperm(num_critics, generator=generator, device=generator.device)[:num_min]
-
-
-def polyak_update(target: nn.Module, source: nn.Module, tau: float) -> None:
-    """``target <- (1 - tau) * target + tau * source``, in place."""
-    with torch.no_grad():
-        torch._foreach_lerp_(list(target.parameters()), list(source.parameters()), tau)
-
-
-@contextlib.contextmanager
-def frozen(module: nn.Module) -> Iterator[None]:
-    """Temporarily stop gradients into ``module``'s parameters (they still pass through it)."""
-    flags = [p.requires_grad for p in module.parameters()]
-    module.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for param, flag in zip(module.parameters(), flags):
-            param.requires_grad_(flag)
-
-
-def trust_region_distance(action: torch.Tensor, reference_action: torch.Tensor) -> torch.Tensor:
-    """Mean squared distance of deterministic actions from the reference actor's (zero gradient where equal)."""
-    return (action - reference_action).pow(2).mean()
-
-
-def gripper_index(action: torch.Tensor) -> torch.Tensor:
-    """Gripper action values -> index into :data:`GRIPPER_COMMANDS` (rounded to the nearest command)."""
-    return action.clamp(-1.0, 1.0).round().long() + 1
-
 
 class SACAgent(AgentBase):
     """SAC on canonical observations; see the module docstring and :class:`SACConfig`."""
@@ -105,10 +63,6 @@ class SACAgent(AgentBase):
             torch.manual_seed(seed)
             self._build_networks()
         self._build_optimizers()
-        # What update() calls: the forward passes of the critic loss and of the actor's terms, or each as one compiled graph.
-        self._critic_loss_fn, self._actor_terms_fn = self._critic_loss, self._actor_terms
-        if config.compile:
-            self._critic_loss_fn, self._actor_terms_fn = (torch.compile(f, dynamic=False) for f in (self._critic_loss, self._actor_terms))
         self._generator = torch.Generator(device=self._device).manual_seed(seed)
         self._act_generator = torch.Generator(device=self._device).manual_seed(seed + 1_000_003)
         self._num_updates = 0
@@ -116,6 +70,8 @@ class SACAgent(AgentBase):
         self._reference_actor: nn.Module | None = None  # the trust region's center (set_trust_region_reference)
         # optimizer steps skipped for a non-finite gradient since construction, counted on the device
         self._skipped_steps = torch.zeros((), device=self._device)
+        # config.compile: the whole critic step and the whole full step, each one compiled graph (sac_compiled.py)
+        self._compiled = CompiledUpdate(self) if config.compile else None
 
     def _build_networks(self) -> None:
         cfg = self._config
@@ -173,11 +129,14 @@ class SACAgent(AgentBase):
         check_finite(batch)
         check_action_dim(batch, self._action_dim)
         minibatches = split_batch(batch_to_tensors(batch, self._device), self._config.utd_ratio)
-        for minibatch in minibatches[:-1]:
-            self._critic_update(minibatch)
-        metrics = self._full_update(minibatches[-1])
+        if self._compiled is not None:
+            metrics = self._compiled.update(minibatches)
+        else:
+            for minibatch in minibatches[:-1]:
+                self._critic_update(minibatch)
+            metrics = self._full_update(minibatches[-1])
         self._num_updates += 1
-        return metrics
+        return to_floats(metrics)
 
     def update_critic(self, batch: Batch) -> dict[str, float]:
         """``utd_ratio`` critic updates and no actor or temperature update: a fresh critic's warm-up
@@ -186,15 +145,16 @@ class SACAgent(AgentBase):
         check_finite(batch)
         check_action_dim(batch, self._action_dim)
         for minibatch in split_batch(batch_to_tensors(batch, self._device), self._config.utd_ratio):
-            metrics, _ = self._critic_update(minibatch)
-        values = torch.stack([v.reshape(()).float() for v in metrics.values()]).tolist()
-        return dict(zip(metrics, values))
+            if self._compiled is not None:
+                metrics = self._compiled.critic_update(minibatch)
+            else:
+                metrics, _ = self._critic_update(minibatch)
+        return to_floats(metrics)
 
-    def _full_update(self, batch: Batch) -> dict[str, float]:
+    def _full_update(self, batch: Batch) -> dict[str, torch.Tensor]:
         metrics, features = self._critic_update(batch)
         metrics.update(self._actor_and_temperature_update(features, batch))
-        values = torch.stack([v.reshape(()).float() for v in metrics.values()]).tolist()  # the one host sync
-        return dict(zip(metrics, values))
+        return metrics
 
     def _critic_update(self, batch: Batch) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """One critic (and gripper critic) step with Polyak; returns metrics and detached obs features."""
@@ -206,7 +166,7 @@ class SACAgent(AgentBase):
         # All critics, in order, need no gather of their weights (N == M, e.g. the default 2/2).
         members = None if cfg.num_min_critics == cfg.num_critics else critic_subset(cfg.num_critics, cfg.num_min_critics, self._generator)
         alpha = self._log_alpha.detach().exp() if cfg.backup_entropy else None
-        loss, qs, target = self._critic_loss_fn(features, next_features, batch.action[:, : self._continuous_dim], batch.reward,
+        loss, qs, target = self._critic_loss(features, next_features, batch.action[:, : self._continuous_dim], batch.reward,
                                                 batch.terminated, self._discount(batch), next_noise, members, alpha)
         grad_norm = self._step(self._critic_opt, loss, self._critic_params)
         polyak_update(self._target_critic, self._critic, cfg.tau)
@@ -219,20 +179,45 @@ class SACAgent(AgentBase):
 
     def _critic_loss(self, features: torch.Tensor, next_features: torch.Tensor, action: torch.Tensor, reward: torch.Tensor,
                      terminated: torch.Tensor, discount: float | torch.Tensor, next_noise: torch.Tensor,
-                     members: torch.Tensor | None, alpha: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
-        """The critic step's forward (the region ``compile`` makes one graph): loss, detached Qs (N, B), target (B,)."""
+                     members: torch.Tensor | None, alpha: torch.Tensor | None, critic: Callable[..., torch.Tensor] | None = None,
+                     ) -> tuple[torch.Tensor, ...]:
+        """The critic step's forward: loss, detached Qs (N, B), target (B,). ``critic`` is the online
+        critic to differentiate (the compiled update passes it with its parameters swapped in)."""
+        critic = self._critic if critic is None else critic
         with torch.no_grad():
             next_action, next_log_prob = tanh_gaussian(*self._actor(next_features), next_noise)
             next_qs = self._target_critic(next_features, next_action, members)
             target = td_target(reward, terminated, next_qs, discount, next_log_prob, 0.0 if alpha is None else alpha)
-        qs = self._critic(features, action)
+        qs = critic(features, action)
         return F.mse_loss(qs, target.expand_as(qs)), qs.detach(), target
 
-    def _actor_terms(self, features: torch.Tensor, noise: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """The actor step's forward (one graph under ``compile``): the policy mean, log pi(a|s) and the critics' mean Q(s, a)."""
-        mean, log_std = self._actor(features)  # one actor forward serves the sample and the BC term's mode
+    def _actor_loss(self, features: torch.Tensor, noise: torch.Tensor, batch: Batch, alpha: torch.Tensor,
+                    actor: Callable[..., tuple[torch.Tensor, torch.Tensor]], critic: Callable[..., torch.Tensor],
+                    ) -> tuple[torch.Tensor, tuple[torch.Tensor, dict[str, torch.Tensor]]]:
+        """The actor's loss and ``(detached log pi(a|s), metrics of its extra terms)``; ``actor`` and
+        ``critic`` are the networks to evaluate (no gradient may reach the critic's weights)."""
+        mean, log_std = actor(features)  # one actor forward serves the sample and the BC term's mode
         action, log_prob = tanh_gaussian(mean, log_std, noise)
-        return mean, log_prob, self._critic(features, action).mean(dim=0)
+        q_mean = critic(features, action).mean(dim=0)
+        loss = (alpha * log_prob - q_mean).mean()
+        metrics = {}
+        if self._config.trust_region_weight > 0:
+            loss, distance = self._with_trust_region(loss, q_mean, mean, features)
+            metrics["train/actor_trust_region"] = distance.detach()
+        if self._config.bc_weight > 0 and batch.demo is not None:
+            bc_loss = self._bc_loss(torch.tanh(mean), batch)
+            loss = loss + self._config.bc_weight * bc_loss
+            metrics["train/actor_bc_loss"] = bc_loss.detach()
+        return loss, (log_prob.detach(), metrics)
+
+    def _temperature_gradient(self, log_prob: torch.Tensor) -> torch.Tensor:
+        """The gradient of the temperature loss -log_alpha * (mean log pi + target entropy), written down
+        (no backward pass)."""
+        return -(log_prob + self._target_entropy).mean()
+
+    def _actor_metrics(self, actor_loss: torch.Tensor, grad_norm: torch.Tensor, log_prob: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"train/actor_loss": actor_loss.detach(), "train/actor_grad_norm": grad_norm,
+                "train/temperature": self._log_alpha.detach().exp(), "train/entropy": -log_prob.mean()}
 
     def _noise(self, features: torch.Tensor) -> torch.Tensor:
         """Standard normal noise of one action per row, from the update generator."""
@@ -245,46 +230,37 @@ class SACAgent(AgentBase):
         alpha = self._log_alpha.detach().exp()
         noise = self._noise(features)
         with frozen(self._critic):
-            mean, log_prob, q_mean = self._actor_terms_fn(features, noise)
-        actor_loss = (alpha * log_prob - q_mean).mean()
-        bc_metrics = {}
-        if self._config.trust_region_weight > 0:
-            actor_loss = self._with_trust_region(actor_loss, q_mean, mean, features, bc_metrics)
-        if self._config.bc_weight > 0 and batch.demo is not None:
-            bc_loss = self._bc_loss(torch.tanh(mean), batch)
-            actor_loss = actor_loss + self._config.bc_weight * bc_loss
-            bc_metrics["train/actor_bc_loss"] = bc_loss.detach()
+            actor_loss, (log_prob, metrics) = self._actor_loss(features, noise, batch, alpha, self._actor, self._critic)
         self._ramp_actor_lr()
         actor_grad_norm = self._step(self._actor_opt, actor_loss, list(self._actor.parameters()))
-        entropy_gap = (log_prob.detach() + self._target_entropy).mean()
-        grad_log_alpha = -entropy_gap  # the gradient of the loss -log_alpha * entropy_gap, without a backward pass
+        grad_log_alpha = self._temperature_gradient(log_prob)
         found_inf = (~torch.isfinite(grad_log_alpha)).to(torch.float32)
         adam_step(self._temperature_opt, [grad_log_alpha], found_inf)
         self._skipped_steps += found_inf
-        return {"train/actor_loss": actor_loss.detach(), "train/actor_grad_norm": actor_grad_norm,
-                "train/temperature": self._log_alpha.detach().exp(), "train/entropy": -log_prob.detach().mean(), **bc_metrics}
+        return {**self._actor_metrics(actor_loss, actor_grad_norm, log_prob), **metrics}
 
-    def _ramp_actor_lr(self) -> None:
+    def _ramp_actor_lr(self) -> float:
         """During ``actor_lr_warmup_updates``, set the actor's learning rate for its next step (k/N of
-        ``actor_lr`` at the k-th); counted on the host, so no sync."""
+        ``actor_lr`` at the k-th; counted on the host, so no sync); returns the rate."""
         warmup = self._config.actor_lr_warmup_updates
         if warmup:
             self._actor_steps += 1
             self._actor_opt.param_groups[0]["lr"] = self._config.actor_lr * min(1.0, self._actor_steps / warmup)
+        return self._actor_opt.param_groups[0]["lr"]
 
     def set_trust_region_reference(self) -> None:
         """Freeze a copy of the current actor as the center of the trust region (``trust_region_weight``)."""
         self._reference_actor = copy.deepcopy(self._actor).requires_grad_(False)
 
-    def _with_trust_region(self, sac_loss: torch.Tensor, q_mean: torch.Tensor, mean: torch.Tensor, features: torch.Tensor,
-                           metrics: dict[str, torch.Tensor]) -> torch.Tensor:
+    def _with_trust_region(self, sac_loss: torch.Tensor, q_mean: torch.Tensor, mean: torch.Tensor,
+                           features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The actor loss with the trust-region term, and the distance."""
         if self._reference_actor is None:
             raise RuntimeError("trust_region_weight > 0 needs a reference actor: set_trust_region_reference() (--init-from)")
         with torch.no_grad():
             reference = torch.tanh(self._reference_actor(features)[0])
         distance = trust_region_distance(torch.tanh(mean), reference)
-        metrics["train/actor_trust_region"] = distance.detach()
-        return sac_loss / q_mean.detach().abs().mean().clamp_min(1e-6) + self._config.trust_region_weight * distance
+        return sac_loss / q_mean.detach().abs().mean().clamp_min(1e-6) + self._config.trust_region_weight * distance, distance
 
     def _bc_loss(self, deterministic_action: torch.Tensor, batch: Batch) -> torch.Tensor:
         """Mean squared error of the deterministic action against the demo action, over demo rows."""
@@ -292,16 +268,21 @@ class SACAgent(AgentBase):
         # No host sync on an all-online minibatch: the term is then 0 (not NaN).
         return (error * batch.demo).sum() / batch.demo.sum().clamp_min(1.0)
 
-    def _gripper_update(self, batch: Batch, features: torch.Tensor, next_features: torch.Tensor) -> torch.Tensor:
-        """Double-DQN step of the discrete gripper critic (on detached encoder features)."""
+    def _gripper_loss(self, batch: Batch, features: torch.Tensor, next_features: torch.Tensor,
+                      gripper_critic: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        """Double-DQN loss of the discrete gripper critic (on detached encoder features)."""
         command = gripper_index(batch.action[:, -1])
         with torch.no_grad():
             best_next = self._gripper_critic(next_features).argmax(-1, keepdim=True)
             next_q = self._target_gripper_critic(next_features).gather(-1, best_next).squeeze(-1)
             reward = batch.reward - self._config.gripper_penalty * (command != 1).float()
             target = td_target(reward, batch.terminated, next_q[None], self._discount(batch))
-        q = self._gripper_critic(features).gather(-1, command[:, None]).squeeze(-1)
-        loss = F.mse_loss(q, target)
+        q = gripper_critic(features).gather(-1, command[:, None]).squeeze(-1)
+        return F.mse_loss(q, target)
+
+    def _gripper_update(self, batch: Batch, features: torch.Tensor, next_features: torch.Tensor) -> torch.Tensor:
+        """One step of the gripper critic and its Polyak target; returns the loss."""
+        loss = self._gripper_loss(batch, features, next_features, self._gripper_critic)
         self._step(self._gripper_opt, loss, list(self._gripper_critic.parameters()))
         polyak_update(self._target_gripper_critic, self._gripper_critic, self._config.tau)
         return loss.detach()

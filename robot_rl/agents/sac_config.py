@@ -52,11 +52,13 @@ class SACConfig(EncoderConfig):
     trainer samples n-step transitions; 1 is plain SAC/RLPD). Shortens the credit-assignment
     chain of a sparse reward n-fold."""
     compile: bool = False
-    """Compile each step's forward as one ``torch.compile`` graph: the critic loss (target actor sample,
-    target critics, TD target, online critics, MSE) and the actor's terms (policy, sample, critics' mean
-    Q), each with its backward (AOTAutograd); noise is drawn outside the graphs, so the numbers are the
-    eager path's. 1.06-1.14x less CPU per update (README, "Learner speed"), after ~1-1.5 min of
-    compilation at the first update (seconds from inductor's on-disk cache in a later process)."""
+    """Run each update step as one compiled graph (``torch.compile(fullgraph=True)``,
+    :mod:`robot_rl.agents.sac_compiled`): the whole critic step (forward, gradients, clipping, Adam,
+    Polyak, gripper critic) and the whole full step (plus the actor and the temperature). The numbers
+    are the eager update's up to float rounding (random draws stay outside the graphs). About 1.3x
+    less CPU per state update here (README, "Learner speed"), after ~40-60 s of compilation at the
+    first update (a few seconds from inductor's on-disk cache in a later process with the same
+    thread count)."""
     bc_weight: float = 1.0
     """Weight of a behaviour-cloning term in the actor loss: mean squared error between the actor's
     deterministic action and the demo action, on the batch's demo transitions (0 disables, and it

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from robot_rl.agents.optim import adam_step, clip_gradients_, make_adam
+from robot_rl.agents.optim import adam_state, adam_step, adam_update_, clip_gradients_, make_adam
 
 
 def parameters(seed: int) -> list[torch.nn.Parameter]:
@@ -76,6 +76,33 @@ def test_adam_step_pairs_a_channels_last_gradient_with_the_right_weights():
         adam_step(ours_opt, [grad.contiguous(memory_format=torch.channels_last)], torch.zeros(()))
         torch_step(theirs_opt, [grad])
     torch.testing.assert_close(ours[0], theirs[0], atol=1e-6, rtol=1e-5)
+
+
+def test_adam_update_as_plain_ops_equals_the_fused_kernel_and_skips_on_the_flag():
+    ours, theirs = parameters(2), parameters(2)
+    ours_opt, theirs_opt = make_adam(ours, 1e-2, torch.device("cpu")), make_adam(theirs, 1e-2, torch.device("cpu"))
+    state = adam_state(ours_opt)  # created as Adam's first step creates it
+    assert [float(s) for s in state[3]] == [0.0] * 3 and all(float(m.abs().sum()) == 0 for m in state[1])
+    lr = torch.tensor(1e-2)
+    for step in range(5):
+        adam_update_(state, gradients(step), lr, torch.zeros(()), (0.9, 0.999), 1e-8)
+        torch_step(theirs_opt, gradients(step))
+        if step == 2:  # a non-finite step changes nothing, not even the step count
+            before = [t.clone() for tensors in state for t in tensors]
+            adam_update_(state, [torch.full_like(p, math.nan) for p in ours], lr, torch.ones(()), (0.9, 0.999), 1e-8)
+            for a, b in zip([t for tensors in state for t in tensors], before):
+                torch.testing.assert_close(a, b, atol=0, rtol=0)
+    for a, b in zip(ours, theirs):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
+    theirs_state = adam_state(theirs_opt)  # the optimizer's own state tensors, in place
+    for a, b in zip([t for tensors in state[1:] for t in tensors], [t for tensors in theirs_state[1:] for t in tensors]):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
+    ours_opt.step()  # the optimizer still steps from that state (checkpoints load either way)
+
+
+def test_adam_state_refuses_what_adam_update_does_not_implement():
+    with pytest.raises(ValueError, match="weight decay"):
+        adam_state(torch.optim.Adam(parameters(0), weight_decay=0.1))
 
 
 @pytest.mark.parametrize("max_norm", [0.5, math.inf])

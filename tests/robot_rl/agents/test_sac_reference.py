@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pathlib
+from typing import Callable
 
 import numpy as np
 import pytest
@@ -37,11 +38,12 @@ def random_batch(state_dim: int, action_dim: int, size: int, seed: int = 0, rewa
                  discount=rng.choice([0.97, 0.97**2, 0.97**3], size).astype(np.float32))
 
 
-def assert_same_update(agent: SACAgent, batch: Batch) -> None:
-    """One agent.update(batch) gives the reference's losses, weights, targets and temperature."""
+def assert_same_update(agent: SACAgent, batch: Batch, update: Callable[[Batch], dict[str, float]] | None = None) -> None:
+    """One agent.update(batch) (or ``update(batch)``, which must update the agent's state) gives the
+    reference's losses, weights, targets and temperature."""
     cfg = agent.config
     reference = ReferenceSAC(agent.state_dict(), cfg, agent.action_dim)
-    metrics = agent.update(batch)
+    metrics = (update or agent.update)(batch)
     expected = reference.update(split_batch(batch_to_tensors(batch, torch.device("cpu")), cfg.utd_ratio))
     for key, value in expected.items():
         assert metrics[key] == pytest.approx(value, rel=RTOL, abs=ATOL), key
@@ -92,7 +94,8 @@ def test_a_non_finite_gradient_skips_the_step_on_the_device_and_is_counted():
 
 @pytest.mark.slow
 def test_compiled_update_matches_the_reference_computation():
-    """``SACConfig(compile=True)``: torch.compile'd networks, same numbers (tens of seconds to compile)."""
+    """``SACConfig(compile=True)``: each step one compiled graph (sac_compiled.py), same numbers (tens of
+    seconds to compile)."""
     config = SACConfig(hidden_dims=(32, 32), num_critics=5, num_min_critics=2, utd_ratio=2, batch_size=16, compile=True)
     agent = SACAgent(ObsSpec(5), 3, config, seed=1)
     for seed in range(2):
