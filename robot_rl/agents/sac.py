@@ -239,14 +239,13 @@ class SACAgent(AgentBase):
         self._skipped_steps += found_inf
         return {**self._actor_metrics(actor_loss, actor_grad_norm, log_prob), **metrics}
 
-    def _ramp_actor_lr(self) -> float:
+    def _ramp_actor_lr(self) -> None:
         """During ``actor_lr_warmup_updates``, set the actor's learning rate for its next step (k/N of
-        ``actor_lr`` at the k-th; counted on the host, so no sync); returns the rate."""
+        ``actor_lr`` at the k-th); counted on the host, so no sync."""
         warmup = self._config.actor_lr_warmup_updates
         if warmup:
             self._actor_steps += 1
             self._actor_opt.param_groups[0]["lr"] = self._config.actor_lr * min(1.0, self._actor_steps / warmup)
-        return self._actor_opt.param_groups[0]["lr"]
 
     def set_trust_region_reference(self) -> None:
         """Freeze a copy of the current actor as the center of the trust region (``trust_region_weight``)."""

@@ -63,7 +63,7 @@ class CompiledUpdate:
             self.critic_update(minibatch)
         batch, next_noise, members = self._critic_draws(minibatch=minibatches[-1])
         noise = self._agent._noise(batch.action)  # the actor's noise at s, drawn after the critic step's
-        self._lrs["actor"].fill_(self._agent._ramp_actor_lr())
+        self._agent._ramp_actor_lr()
         with torch.no_grad():  # gradients come from torch.func inside; nothing outside records a graph
             return self._full_graph(batch, next_noise, members, noise, self._states(), self._lrs)
 
@@ -84,8 +84,12 @@ class CompiledUpdate:
         return dataclasses.replace(minibatch, obs=obs, next_obs=next_obs), next_noise, members
 
     def _states(self) -> dict[str, tuple[list[torch.Tensor], ...]]:
-        """Each optimizer's parameters and Adam state (re-read every call: loading a checkpoint replaces them)."""
-        return {name: adam_state(opt) for name, opt in self._agent._optimizers().items()}
+        """Each optimizer's parameters and Adam state, and its learning rate into ``self._lrs``: re-read
+        every call (loading a checkpoint replaces the state and the param groups; the actor's rate ramps)."""
+        optimizers = self._agent._optimizers()
+        for name, optimizer in optimizers.items():
+            self._lrs[name].fill_(optimizer.param_groups[0]["lr"])
+        return {name: adam_state(opt) for name, opt in optimizers.items()}
 
     def _optimizer_step(self, name: str, grads: list[torch.Tensor], states: dict, lrs: dict) -> torch.Tensor:
         """Clip ``grads`` to the global norm and take optimizer ``name``'s step, skipped when non-finite."""

@@ -84,8 +84,9 @@ def test_pixels_gripper_trust_region_and_warm_up_match_the_eager_update_and_chec
             assert metrics[key] == pytest.approx(value, rel=1e-4, abs=2e-5), key
     assert {"train/gripper_loss", "train/actor_trust_region", "train/actor_bc_loss"} <= metrics.keys()
     assert_same_state(ours, eager)
-    # A checkpoint written by either path continues in the other (same Adam state tensors).
-    resumed = SACAgent(PIXELS, 3, config, seed=99)
+    # A checkpoint written by either path continues in the other (same Adam state tensors), with the
+    # checkpoint's learning rates, as torch's optimizers load them (not the new config's).
+    resumed = SACAgent(PIXELS, 3, SACConfig(**{**vars(config), "critic_lr": 5e-4}), seed=99)
     resumed.load_state_dict(ours.state_dict())
     resumed.set_trust_region_reference()
     eager.set_trust_region_reference()
