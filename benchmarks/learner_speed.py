@@ -41,6 +41,7 @@ CONFIGS = {
 }
 COMPILED = {
     "state (13 floats, N=2), compiled": (STATE, {"compile": True}, {"num_critics": 2, "utd": 1}),
+    "state (13 floats, N=2), UTD 8, compiled": (STATE, {"utd_ratio": 8, "compile": True}, {"num_critics": 2, "utd": 8}),
     "state (13 floats, N=10/M=2), compiled": (STATE, {"num_critics": 10, "compile": True}, {"num_critics": 10, "utd": 1}),
 }
 PIXEL_CONFIGS = {
