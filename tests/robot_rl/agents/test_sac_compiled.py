@@ -15,17 +15,9 @@ from robot_rl.agents.networks import batch_to_tensors, split_batch
 from robot_rl.agents.sac_functions import to_floats
 from robot_rl.agents.sac_compiled import CompiledUpdate
 from robot_rl.data.schema import Batch, ObsSpec
-from test_sac_reference import assert_same_update, random_batch
+from test_sac_reference import assert_same_update, one_thread, random_batch  # noqa: F401 - one_thread: autouse fixture
 
 PIXELS = ObsSpec(3, {"front": (32, 32, 3)})
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def run_graphs(graphs: CompiledUpdate, agent: SACAgent, batch: Batch) -> dict[str, float]:
