@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import time
 from typing import TYPE_CHECKING, Any, Callable
 
 import torch
@@ -56,6 +57,7 @@ class CompiledUpdate:
         wrap: Callable[[Callable[..., Any]], Callable[..., Any]] = (
             functools.partial(torch.compile, dynamic=False, fullgraph=True) if compiled else (lambda f: f))
         self._critic_graph, self._full_graph = wrap(self._critic_step), wrap(self._full_step)
+        self._uncompiled = {"critic step", "full step"} if compiled else set()  # announced at their first call
 
     def update(self, minibatches: list[Batch]) -> dict[str, torch.Tensor]:
         """``utd_ratio`` critic steps, the last one with the actor and temperature steps: metrics (tensors)."""
@@ -65,13 +67,25 @@ class CompiledUpdate:
         noise = self._agent._noise(batch.action)  # the actor's noise at s, drawn after the critic step's
         self._agent._ramp_actor_lr()
         with torch.no_grad():  # gradients come from torch.func inside; nothing outside records a graph
-            return self._full_graph(batch, next_noise, members, noise, self._states(), self._lrs)
+            return self._call("full step", self._full_graph, batch, next_noise, members, noise, self._states(), self._lrs)
 
     def critic_update(self, minibatch: Batch) -> dict[str, torch.Tensor]:
         """One critic (and gripper critic) step with Polyak: metrics (tensors)."""
         batch, next_noise, members = self._critic_draws(minibatch)
         with torch.no_grad():
-            return self._critic_graph(batch, next_noise, members, self._states(), self._lrs)[0]
+            return self._call("critic step", self._critic_graph, batch, next_noise, members, self._states(), self._lrs)[0]
+
+    def _call(self, name: str, graph: Callable[..., Any], *args: Any) -> Any:
+        """``graph(*args)``; its first call (the compilation: no silent minute) says so on stdout."""
+        if name not in self._uncompiled:
+            return graph(*args)
+        print(f"--sac.compile: compiling the SAC {name} (about a minute on a 2-core CPU; seconds once "
+              "Inductor's on-disk cache has it)...", flush=True)
+        start = time.perf_counter()
+        out = graph(*args)
+        self._uncompiled.discard(name)
+        print(f"--sac.compile: the {name} compiled in {time.perf_counter() - start:.0f} s", flush=True)
+        return out
 
     def _critic_draws(self, minibatch: Batch) -> tuple[Batch, torch.Tensor, torch.Tensor | None]:
         """The minibatch with its DrQ shifts, the policy noise at s' and the target's critic subset,

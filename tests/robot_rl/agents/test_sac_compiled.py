@@ -105,7 +105,7 @@ def test_a_non_finite_gradient_skips_the_graph_step_and_is_counted():
 
 
 @pytest.mark.slow
-def test_the_compiled_graphs_match_the_eager_update_with_pixels_and_gripper():
+def test_the_compiled_graphs_match_the_eager_update_with_pixels_and_gripper(capsys):
     """``SACConfig(compile=True)`` end to end through ``agent.update`` (about a minute of compilation)."""
     config = SACConfig(hidden_dims=(32, 32), num_critics=3, num_min_critics=2, utd_ratio=2, batch_size=8,
                        hybrid_gripper=True, encoder_features=8)
@@ -116,3 +116,6 @@ def test_the_compiled_graphs_match_the_eager_update_with_pixels_and_gripper():
         for key, value in expected.items():
             assert metrics[key] == pytest.approx(value, rel=1e-4, abs=2e-5), key
     assert_same_state(compiled, eager, atol=1e-4, rtol=1e-3)
+    out = capsys.readouterr().out  # the compilation minute is announced, once per graph
+    assert out.count("compiling the SAC critic step") == out.count("compiling the SAC full step") == 1
+    assert "the full step compiled in" in out
