@@ -54,6 +54,10 @@ class CompiledUpdate:
         # learning rates as tensors: a changed float would be a new constant, so a recompilation
         self._lrs = {name: torch.tensor(float(opt.param_groups[0]["lr"]), device=agent._device)
                      for name, opt in agent._optimizers().items()}
+        # Adam's constants, read here: an optimizer object read inside a graph is guarded by identity, so
+        # every new agent in a process would recompile (and the ninth would hit dynamo's recompile limit)
+        self._adam_constants = {name: (tuple(opt.param_groups[0]["betas"]), float(opt.param_groups[0]["eps"]))
+                                for name, opt in agent._optimizers().items()}
         wrap: Callable[[Callable[..., Any]], Callable[..., Any]] = (
             functools.partial(torch.compile, dynamic=False, fullgraph=True) if compiled else (lambda f: f))
         self._critic_graph, self._full_graph = wrap(self._critic_step), wrap(self._full_step)
@@ -110,8 +114,7 @@ class CompiledUpdate:
         agent = self._agent
         grad_norm = clip_gradients_(grads, agent.config.grad_clip_norm)
         found_inf = (~torch.isfinite(grad_norm)).to(torch.float32)
-        group = agent._optimizers()[name].param_groups[0]
-        adam_update_(states[name], grads, lrs[name], found_inf, group["betas"], group["eps"])
+        adam_update_(states[name], grads, lrs[name], found_inf, *self._adam_constants[name])
         agent._skipped_steps += found_inf
         return grad_norm
 
@@ -167,7 +170,6 @@ class CompiledUpdate:
         grad_norm = self._optimizer_step("actor", list(grads.values()), states, lrs)
         grad_log_alpha = agent._temperature_gradient(log_prob)
         found_inf = (~torch.isfinite(grad_log_alpha)).to(torch.float32)
-        group = agent._temperature_opt.param_groups[0]
-        adam_update_(states["temperature"], [grad_log_alpha], lrs["temperature"], found_inf, group["betas"], group["eps"])
+        adam_update_(states["temperature"], [grad_log_alpha], lrs["temperature"], found_inf, *self._adam_constants["temperature"])
         agent._skipped_steps += found_inf
         return {**metrics, **agent._actor_metrics(actor_loss, grad_norm, log_prob), **actor_metrics}

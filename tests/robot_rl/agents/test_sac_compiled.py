@@ -119,3 +119,19 @@ def test_the_compiled_graphs_match_the_eager_update_with_pixels_and_gripper(caps
     out = capsys.readouterr().out  # the compilation minute is announced, once per graph
     assert out.count("compiling the SAC critic step") == out.count("compiling the SAC full step") == 1
     assert "the full step compiled in" in out
+
+
+@pytest.mark.slow
+def test_compiled_agents_in_one_process_share_the_graphs_but_each_updates_its_own_state():
+    """The graphs read every agent's tensors as inputs (no agent's object is baked in), so a second agent
+    reuses the first one's compilation (a ninth used to hit dynamo's recompile limit) and must still
+    update only its own weights."""
+    config = SACConfig(hidden_dims=(16, 16), num_critics=3, num_min_critics=2, utd_ratio=2, batch_size=8)
+    compiled_config = SACConfig(**{**vars(config), "compile": True})
+    pairs = [(SACAgent(ObsSpec(5), 3, compiled_config, seed=s), SACAgent(ObsSpec(5), 3, config, seed=s)) for s in (1, 2, 3)]
+    for seed in range(2):
+        for compiled, eager in pairs:
+            batch = random_batch(5, 3, 16, seed=10 * seed + len(pairs))
+            compiled.update(batch), eager.update(batch)
+    for compiled, eager in pairs:
+        assert_same_state(compiled, eager, atol=1e-4, rtol=1e-3)
