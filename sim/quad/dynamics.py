@@ -20,7 +20,7 @@ the vehicle touches nothing (tests/sim/test_quad_model.py).
 from __future__ import annotations
 
 import math
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 from drivers.quad.control import GRAVITY_M_S2
 from drivers.quad.mixer import MOTOR_YAW_SIGN, PITCH_SIGN, ROLL_SIGN
@@ -108,17 +108,29 @@ def derivative_arrays(state: RigidState, thrust_cmd_n: Any, params: BodyParams, 
     return _pack(_derivative(_unpack(state), cmd, param_components(params), instant_motors), xp)
 
 
-def rk4_step_components(c: tuple, cmd: tuple, p: tuple, dt_s: float, xp: Any, instant_motors: bool = False) -> tuple:
+def rk4_step_components(c: tuple, cmd: tuple, p: tuple, dt_s: float, xp: Any, instant_motors: bool = False,
+                        once: Callable[[Callable], Callable] | None = None) -> tuple:
     """:func:`rk4_step_arrays` on components: the 17 state arrays, the 4 commanded thrusts and the
     parameters of :func:`_derivative` (each any shape, broadcasting). The batched JAX env keeps its
-    state as components (component-major ``(k, N)`` arrays) and steps it with this directly."""
+    state as components (component-major ``(k, N)`` arrays) and steps it with this directly.
+
+    ``once``: wraps the derivative so that each stage's is computed once and kept (the JAX env passes
+    a conditional, :func:`sim.quad.jax_core.computed_once`: XLA on CPU otherwise recomputes the
+    stages' shared chain inside many kernels); the same formula either way (XLA may order or
+    contract the operations differently: equal to float32 rounding)."""
     if instant_motors:
         c = c[:13] + tuple(command + 0.0 * t for command, t in zip(cmd, c[13:]))
 
-    def stage(base: tuple, rate: tuple, h: float) -> tuple:
-        return _derivative(tuple(b + h * r for b, r in zip(base, rate)), cmd, p, instant_motors)
+    def derivative(x: tuple) -> tuple:
+        return _derivative(x, cmd, p, instant_motors)
 
-    k1 = _derivative(c, cmd, p, instant_motors)
+    if once is not None:
+        derivative = once(derivative)
+
+    def stage(base: tuple, rate: tuple, h: float) -> tuple:
+        return derivative(tuple(b + h * r for b, r in zip(base, rate)))
+
+    k1 = derivative(c)
     k2 = stage(c, k1, 0.5 * dt_s)
     k3 = stage(c, k2, 0.5 * dt_s)
     k4 = stage(c, k3, dt_s)

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 
 from drivers.quad.control import GRAVITY_M_S2
 from sim.quad.dynamics import BodyParams, RigidState, rk4_step_arrays
-from sim.quad.jax_core import JaxQuadConfig, build, fresh_batch, vehicle_arrays
+from sim.quad.jax_core import STAGES_ONCE_MIN_ENVS, JaxQuadConfig, build, fresh_batch, vehicle_arrays
 from sim.quad.jax_draws import counter_based, normal_rows, uniform_rows
 from sim.quad.jax_env import QuadVectorEnv
 from tasks.quad.hover import make_task
@@ -96,15 +96,16 @@ def test_restarting_the_few_equals_restarting_all():
             assert np.array_equal(a, b), i
 
 
-@pytest.mark.parametrize("physics_hz", [100.0, 500.0])
-def test_component_major_step_flies_the_array_form_dynamics(physics_hz):
+@pytest.mark.parametrize("physics_hz, num_envs", [(100.0, 16), (500.0, 16), (100.0, STAGES_ONCE_MIN_ENVS)])
+def test_component_major_step_flies_the_array_form_dynamics(physics_hz, num_envs):
     """One env step from random tilted starts: the jitted component-major step equals, to float32
     rounding, the rate PID + mixer + :func:`rk4_step_arrays` (the functions MuJoCo's and the drone's
-    checks use) run in float64 numpy on the ``(N, 3)`` state; at 500 Hz over 5 physics substeps."""
-    env = QuadVectorEnv(make_task(), 16, JaxQuadConfig(physics_hz=physics_hz))
+    checks use) run in float64 numpy on the ``(N, 3)`` state; at 500 Hz over 5 physics substeps; from
+    ``STAGES_ONCE_MIN_ENVS`` sub-envs on with each RK4 stage's derivative behind its own conditional."""
+    env = QuadVectorEnv(make_task(), num_envs, JaxQuadConfig(physics_hz=physics_hz))
     env.reset(seed=4)
     before = {k: v.astype(np.float64) for k, v in env.vehicle_state.items()}
-    action = np.random.default_rng(0).uniform(-0.5, 0.5, (16, 4)).astype(np.float32)
+    action = np.random.default_rng(0).uniform(-0.5, 0.5, (num_envs, 4)).astype(np.float32)
     env.step(action)
     after = env.vehicle_state
     physics, arrays = env.config, env.arrays
@@ -115,7 +116,7 @@ def test_component_major_step_flies_the_array_form_dynamics(physics_hz):
                         physics.linear_drag_n_s_m, np.zeros(3), np.zeros(3), physics.arm_length_m,
                         physics.yaw_torque_per_thrust_m)
     body = RigidState(*(before[k] for k in ("pos_m", "quat_wxyz", "vel_m_s", "rates_rad_s", "thrust_n")))
-    integral, prev = np.zeros((16, 3)), before["rates_rad_s"]
+    integral, prev = np.zeros((num_envs, 3)), before["rates_rad_s"]
     for _ in range(physics.substeps(1.0 / env.control_hz)):
         torque, integral = controller.rates_to_torque(rates, body.rates_rad_s, np, integral, prev, physics.timestep_s)
         prev = body.rates_rad_s
@@ -125,7 +126,7 @@ def test_component_major_step_flies_the_array_form_dynamics(physics_hz):
         np.testing.assert_allclose(after[name], value, rtol=1e-5, atol=1e-6, err_msg=name)
     hover_n = physics.mass_kg * GRAVITY_M_S2 / 4.0
     assert not np.allclose(after["thrust_n"], hover_n), "the command moved the motors"
-    assert vehicle_arrays(env._batch).pos_m.shape == (16, 3) and env._batch.body.pos_m.shape == (3, 16)
+    assert vehicle_arrays(env._batch).pos_m.shape == (num_envs, 3) and env._batch.body.pos_m.shape == (3, num_envs)
 
 
 def test_sparse_restarts_is_checked():
