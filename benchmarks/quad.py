@@ -12,7 +12,9 @@ Rows (each timed for ``--seconds`` after its compile, which is reported apart):
   fallback + action mapping, rate PID, mixer, RK4, the task's observation/reward/success/crash,
   SAME_STEP autoreset) scanned 100 steps per call, as a fused training loop calls it; ``hold``
   flies the hover fallback (resets rare), ``random`` takes uniform actions (crashes: resets every
-  few steps);
+  few steps); ``N devices x 1 core``: the same with the batch split over ``--devices`` single-threaded
+  XLA CPU devices in one process (:mod:`robot_rl.host_devices`; a child process, since XLA's flags
+  must be set before JAX starts);
 * ``jax VectorEnv``: the same through ``envs.step`` (numpy in and out, infos built), hold actions;
 * ``crazyflow``: ``crazyflow.Sim(n_worlds=N).step(100)`` (0.4.0 from PyPI, batched, CPU), at its
   defaults (attitude control, first-principles dynamics, Euler, 500 Hz) and with body-rate control
@@ -96,27 +98,38 @@ def time_mujoco_env(seconds: float) -> dict:
             "compile_s": 0.0}
 
 
-def time_jax_fused(num_envs: int, seconds: float, policy: str) -> dict:
+def time_jax_fused(num_envs: int, seconds: float, policy: str, devices: int = 1) -> dict:
+    """The fused rollout; with ``devices`` > 1 the batch is split over that many single-threaded XLA
+    CPU devices (:mod:`robot_rl.host_devices`; the process must have called ``use_host_devices``)."""
     import jax
     import jax.numpy as jnp
 
     import robot_rl
+    from robot_rl.host_devices import over_devices
 
-    envs = robot_rl.make_vector("quad_hover", backend="jax", num_envs=num_envs)
+    share = num_envs // devices
+    envs = robot_rl.make_vector("quad_hover", backend="jax", num_envs=share)
     reset, step = envs.functional
 
     def body(carry, _):
         batch, key = carry
         if policy == "random":
-            actions = jax.random.uniform(jax.random.fold_in(key, 7), (num_envs, 4), jnp.float32, -1.0, 1.0)
+            actions = jax.random.uniform(jax.random.fold_in(key, 7), (share, 4), jnp.float32, -1.0, 1.0)
         else:
-            actions = jnp.zeros((num_envs, 4), jnp.float32)
+            actions = jnp.zeros((share, 4), jnp.float32)
         batch, key, out = step(batch, key, actions)
         return (batch, key), out[1].sum()
 
-    rollout = jax.jit(lambda carry: jax.lax.scan(body, carry, None, length=SCAN_STEPS))
+    def scanned(carry):
+        return jax.lax.scan(body, carry, None, length=SCAN_STEPS)
+
     start = time.perf_counter()
-    batch, key, _ = reset(jax.random.key(0))
+    if devices == 1:
+        rollout = jax.jit(scanned)
+        batch, key, _ = reset(jax.random.key(0))
+    else:
+        rollout = over_devices(scanned, devices)
+        batch, key, _ = over_devices(reset, devices)(jax.random.split(jax.random.key(0), devices))
     carry = jax.block_until_ready(rollout((batch, key))[0])
     compile_s = time.perf_counter() - start
     state = {"carry": carry}
@@ -124,11 +137,23 @@ def time_jax_fused(num_envs: int, seconds: float, policy: str) -> dict:
     def call() -> int:
         state["carry"], rewards = rollout(state["carry"])
         jax.block_until_ready(rewards)
-        return SCAN_STEPS * num_envs
+        return SCAN_STEPS * share * devices
 
     steps, elapsed = timed(call, seconds)
-    return {"sim": f"ours jax fused ({policy})", "batch": num_envs, "step_ms": 1000.0 / envs.control_hz,
+    where = "" if devices == 1 else f", {devices} devices x 1 core"
+    return {"sim": f"ours jax fused ({policy}{where})", "batch": share * devices, "step_ms": 1000.0 / envs.control_hz,
             "steps_per_s": steps / elapsed, "compile_s": compile_s}
+
+
+def run_devices(num_envs: int, seconds: float, devices: int) -> list[dict]:
+    """:func:`time_jax_fused` over ``devices`` CPU devices, hold and random, in a child process (XLA's
+    device flags must be set before JAX starts)."""
+    proc = subprocess.run([sys.executable, str(pathlib.Path(__file__).resolve()), "--devices-child", str(num_envs),
+                           str(seconds), str(devices)], capture_output=True, text=True, timeout=900, check=False)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("[")]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"the {devices}-device child failed (rc={proc.returncode}):\n{proc.stderr[-3000:]}")
+    return json.loads(lines[-1])
 
 
 def time_jax_vector_env(num_envs: int, seconds: float) -> dict:
@@ -230,19 +255,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 1024, 16384])
     parser.add_argument("--no-crazyflow", action="store_true", help="skip the crazyflow rows (no side venv)")
     parser.add_argument("--json", type=pathlib.Path, help="also write the rows here")
+    parser.add_argument("--devices", type=int, default=2,
+                        help="also time the fused rollout split over this many one-core CPU devices (1: not)")
     parser.add_argument("--peer", nargs=3, metavar=("NUM_ENVS", "SECONDS", "CONFIG"), help=argparse.SUPPRESS)
+    parser.add_argument("--devices-child", nargs=3, metavar=("NUM_ENVS", "SECONDS", "DEVICES"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.peer:  # inside the crazyflow venv: nothing of ours is importable there
         print(json.dumps(crazyflow_peer(int(args.peer[0]), float(args.peer[1]), args.peer[2])))
         return 0
     sys.path.insert(0, str(ROOT))
+    if args.devices_child:
+        from robot_rl.host_devices import use_host_devices
+
+        num_envs, seconds, devices = int(args.devices_child[0]), float(args.devices_child[1]), int(args.devices_child[2])
+        use_host_devices(devices)
+        print(json.dumps([time_jax_fused(num_envs, seconds, policy, devices) for policy in ("hold", "random")]))
+        return 0
     os.environ.setdefault("MUJOCO_GL", "egl")
     python = None if args.no_crazyflow else ensure_peer_venv()
     before = load()
     rows = [time_mujoco_backend(args.seconds), time_mujoco_env(args.seconds)]
     for n in args.batches:
-        rows += [time_jax_fused(n, args.seconds, "hold"), time_jax_fused(n, args.seconds, "random"),
-                 time_jax_vector_env(n, args.seconds)]
+        rows += [time_jax_fused(n, args.seconds, "hold"), time_jax_fused(n, args.seconds, "random")]
+        if args.devices > 1 and n >= args.devices:
+            rows += run_devices(n, args.seconds, args.devices)
+        rows.append(time_jax_vector_env(n, args.seconds))
         if python is not None:
             rows += [run_peer(python, n, args.seconds, config) for config in ("default", "rk4")]
     print(f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
