@@ -1,6 +1,7 @@
 """Quadrotor simulation speed: our MuJoCo quad, our JAX env and crazyflow 0.4.0, in one run.
 
     .venv/bin/python benchmarks/quad.py [--seconds 3] [--batches 1 1024 16384] [--no-crazyflow]
+                                        [--devices 2] [--device-runs 3]
 
 Rows (each timed for ``--seconds`` after its compile, which is reported apart):
 
@@ -13,8 +14,9 @@ Rows (each timed for ``--seconds`` after its compile, which is reported apart):
   SAME_STEP autoreset) scanned 100 steps per call, as a fused training loop calls it; ``hold``
   flies the hover fallback (resets rare), ``random`` takes uniform actions (crashes: resets every
   few steps); ``N devices x 1 core``: the same with the batch split over ``--devices`` single-threaded
-  XLA CPU devices in one process (:mod:`robot_rl.host_devices`; a child process, since XLA's flags
-  must be set before JAX starts);
+  XLA CPU devices in one process (:mod:`robot_rl.host_devices`; child processes, since XLA's flags
+  must be set before JAX starts: ``--device-runs`` of them, the row is their median and every
+  run's rate is listed under the table);
 * ``jax VectorEnv``: the same through ``envs.step`` (numpy in and out, infos built), hold actions;
 * ``crazyflow``: ``crazyflow.Sim(n_worlds=N).step(100)`` (0.4.0 from PyPI, batched, CPU), at its
   defaults (attitude control, first-principles dynamics, Euler, 500 Hz) and with body-rate control
@@ -145,15 +147,23 @@ def time_jax_fused(num_envs: int, seconds: float, policy: str, devices: int = 1)
             "steps_per_s": steps / elapsed, "compile_s": compile_s}
 
 
-def run_devices(num_envs: int, seconds: float, devices: int) -> list[dict]:
-    """:func:`time_jax_fused` over ``devices`` CPU devices, hold and random, in a child process (XLA's
-    device flags must be set before JAX starts)."""
-    proc = subprocess.run([sys.executable, str(pathlib.Path(__file__).resolve()), "--devices-child", str(num_envs),
-                           str(seconds), str(devices)], capture_output=True, text=True, timeout=900, check=False)
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("[")]
-    if proc.returncode != 0 or not lines:
-        raise RuntimeError(f"the {devices}-device child failed (rc={proc.returncode}):\n{proc.stderr[-3000:]}")
-    return json.loads(lines[-1])
+def run_devices(num_envs: int, seconds: float, devices: int, runs: int) -> list[dict]:
+    """:func:`time_jax_fused` over ``devices`` CPU devices, hold and random, each in ``runs`` child processes
+    (XLA's device flags must be set before JAX starts); the median run's row per policy, all runs' rates in
+    ``runs_steps_per_s``."""
+    results = []
+    for _ in range(runs):
+        proc = subprocess.run([sys.executable, str(pathlib.Path(__file__).resolve()), "--devices-child", str(num_envs),
+                               str(seconds), str(devices)], capture_output=True, text=True, timeout=900, check=False)
+        lines = [line for line in proc.stdout.splitlines() if line.startswith("[")]
+        if proc.returncode != 0 or not lines:
+            raise RuntimeError(f"the {devices}-device child failed (rc={proc.returncode}):\n{proc.stderr[-3000:]}")
+        results.append(json.loads(lines[-1]))
+    rows = []
+    for per_policy in zip(*results):
+        ranked = sorted(per_policy, key=lambda row: row["steps_per_s"])
+        rows.append({**ranked[(len(ranked) - 1) // 2], "runs_steps_per_s": [row["steps_per_s"] for row in per_policy]})
+    return rows
 
 
 def time_jax_vector_env(num_envs: int, seconds: float) -> dict:
@@ -242,11 +252,16 @@ def run_peer(python: pathlib.Path, num_envs: int, seconds: float, config: str) -
 def table(rows: list[dict]) -> str:
     lines = ["| simulator | batch | step | steps/s | simulated s per wall s | compile + first call |",
              "|---|---:|---:|---:|---:|---:|"]
+    notes = []
     for r in rows:
         sim_rate = r["steps_per_s"] * r["step_ms"] / 1000.0
-        lines.append(f"| {r['sim']} | {r['batch']:,} | {r['step_ms']:g} ms | {r['steps_per_s']:,.0f} | "
+        median = " (median)" if len(r.get("runs_steps_per_s", ())) > 1 else ""
+        lines.append(f"| {r['sim']} | {r['batch']:,} | {r['step_ms']:g} ms | {r['steps_per_s']:,.0f}{median} | "
                      f"{sim_rate:,.0f} | {r['compile_s']:.1f} s |")
-    return "\n".join(lines)
+        if median:
+            runs = ", ".join(f"{rate / 1e6:.2f}" for rate in r["runs_steps_per_s"])
+            notes.append(f"{r['sim']} at {r['batch']:,}: {len(r['runs_steps_per_s'])} runs, {runs} million steps/s")
+    return "\n".join(lines + ([""] + notes if notes else []))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -257,6 +272,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=pathlib.Path, help="also write the rows here")
     parser.add_argument("--devices", type=int, default=2,
                         help="also time the fused rollout split over this many one-core CPU devices (1: not)")
+    parser.add_argument("--device-runs", type=int, default=3,
+                        help="processes per multi-device row (its median is the row; all are listed under the table)")
     parser.add_argument("--peer", nargs=3, metavar=("NUM_ENVS", "SECONDS", "CONFIG"), help=argparse.SUPPRESS)
     parser.add_argument("--devices-child", nargs=3, metavar=("NUM_ENVS", "SECONDS", "DEVICES"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -278,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     for n in args.batches:
         rows += [time_jax_fused(n, args.seconds, "hold"), time_jax_fused(n, args.seconds, "random")]
         if args.devices > 1 and n >= args.devices:
-            rows += run_devices(n, args.seconds, args.devices)
+            rows += run_devices(n, args.seconds, args.devices, args.device_runs)
         rows.append(time_jax_vector_env(n, args.seconds))
         if python is not None:
             rows += [run_peer(python, n, args.seconds, config) for config in ("default", "rk4")]

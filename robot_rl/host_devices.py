@@ -4,9 +4,9 @@ XLA on CPU spreads one program over the cores by itself, but a simulator step is
 elementwise kernels and the threads meet after each. Split over two CPU devices, each
 single-threaded (``--xla_cpu_multi_thread_eigen=false``,
 ``--xla_cpu_enable_concurrency_optimized_scheduler=false``), the two shares run side by side. The
-quadrotor's fused step at 16,384 sub-envs on the idle 2-core VM (``benchmarks/quad.py``): hold
-actions 13.8e6 env steps/s on one device against 17.8e6 on two devices of 8,192; random actions
-5.5e6 against 10.6e6 (README, "Speed").
+quadrotor's fused step at 16,384 sub-envs on the idle 2-core VM (``benchmarks/quad.py``, medians of
+5 processes): hold actions 1.13e7 env steps/s on one device against 1.89e7 on two devices of 8,192;
+random actions 7.3e6 against 1.05e7 (README, "Speed").
 
 XLA reads ``XLA_FLAGS`` when JAX's CPU backend starts (the process's first JAX computation), so call
 :func:`use_host_devices` before any::
