@@ -264,7 +264,16 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines + ([""] + notes if notes else []))
 
 
-def main(argv: list[str] | None = None) -> int:
+def devices_child(num_envs: str, seconds: str, devices: str) -> int:
+    """``--devices-child``: a fresh process whose JAX starts with ``devices`` one-core CPU devices."""
+    from robot_rl.host_devices import use_host_devices
+
+    use_host_devices(int(devices))
+    print(json.dumps([time_jax_fused(int(num_envs), float(seconds), policy, int(devices)) for policy in ("hold", "random")]))
+    return 0
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=3.0, help="timed seconds per row")
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 1024, 16384])
@@ -277,17 +286,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--peer", nargs=3, metavar=("NUM_ENVS", "SECONDS", "CONFIG"), help=argparse.SUPPRESS)
     parser.add_argument("--devices-child", nargs=3, metavar=("NUM_ENVS", "SECONDS", "DEVICES"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.devices < 1 or args.device_runs < 1:
+        parser.error("--devices and --device-runs must be >= 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     if args.peer:  # inside the crazyflow venv: nothing of ours is importable there
         print(json.dumps(crazyflow_peer(int(args.peer[0]), float(args.peer[1]), args.peer[2])))
         return 0
     sys.path.insert(0, str(ROOT))
     if args.devices_child:
-        from robot_rl.host_devices import use_host_devices
-
-        num_envs, seconds, devices = int(args.devices_child[0]), float(args.devices_child[1]), int(args.devices_child[2])
-        use_host_devices(devices)
-        print(json.dumps([time_jax_fused(num_envs, seconds, policy, devices) for policy in ("hold", "random")]))
-        return 0
+        return devices_child(*args.devices_child)
     os.environ.setdefault("MUJOCO_GL", "egl")
     python = None if args.no_crazyflow else ensure_peer_venv()
     before = load()
