@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from robot_rl.data.schema import ObsSpec
-from robot_rl.distributed.common import Throttle, agent_description, make_hello, stop_with_parent
+from robot_rl.distributed.common import Throttle, agent_description, make_hello, say, stop_with_parent
 from robot_rl.distributed.link import Link, LinkConfig
 from robot_rl.distributed.spool import Spool
 from robot_rl.rate import Rate
@@ -126,7 +126,7 @@ class ControlLoop:
         except KeyboardInterrupt:
             return 130
         except LinkFailed as err:
-            print(f"robot-rl actor {self.cfg.id}: {err}", flush=True)
+            say(f"robot-rl actor {self.cfg.id}: {err}")
             return EXIT_REJECTED
         finally:
             with contextlib.suppress(LinkFailed):
@@ -151,7 +151,7 @@ class ControlLoop:
             self.throttle.warning("weights", f"actor {self.cfg.id}: cannot load weights v{weights.version}: {err}")
             return
         if self.weights_version < 0:
-            print(f"actor {self.cfg.id}: running the learner's weights (v{weights.version})", flush=True)
+            say(f"actor {self.cfg.id}: running the learner's weights (v{weights.version})")
         self.weights_version = self.link.weights_version = weights.version
 
     def reset(self, seed: int | None = None) -> dict[str, np.ndarray]:
@@ -222,8 +222,8 @@ class ControlLoop:
         if self.link.unacked_for(now) > STALLED_S:
             state += f", but nothing acked for {self.link.unacked_for(now):.0f} s (the learner's log says why)"
         version = f"v{self.weights_version}" if self.weights_version >= 0 else "initial"
-        print(f"actor {self.cfg.id}: {self.produced} transitions produced | episodes {self.episodes} | weights {version} | "
-              f"{self.link.spooled_transitions()} spooled, not yet acked | {state}", flush=True)
+        say(f"actor {self.cfg.id}: {self.produced} transitions produced | episodes {self.episodes} | weights {version} | "
+            f"{self.link.spooled_transitions()} spooled, not yet acked | {state}")
 
 
 class LinkFailed(RuntimeError):
@@ -248,14 +248,14 @@ def run_actor(cfg) -> int:
         counters = spool.open()
         chunks, stats = queue.Queue(maxsize=cfg.queue_size), queue.Queue(maxsize=100)
         link = Link(LinkConfig(cfg.id, cfg.learner, cfg.weights_endpoint, cfg.keys, cfg.key_name), hello, spool, chunks, stats)
-        print(f"actor {cfg.id}: {cfg.env.task} -> learner {cfg.learner}; spool {cfg.spool_dir} (continuing at seq {counters.next_seq}, "
-              f"episode {counters.next_episode}, {counters.transitions_produced} transitions produced so far)", flush=True)
+        say(f"actor {cfg.id}: {cfg.env.task} -> learner {cfg.learner}; spool {cfg.spool_dir} (continuing at seq {counters.next_seq}, "
+            f"episode {counters.next_episode}, {counters.transitions_produced} transitions produced so far)")
         link.start()
         code = ControlLoop(cfg, env, agent, spec, link, chunks, stats).run()
         link.finish(flush_s=cfg.flush_s if code != EXIT_REJECTED else 0.0)
     if link.fatal and code == 0:
-        print(f"robot-rl actor {cfg.id}: {link.fatal}", flush=True)
+        say(f"robot-rl actor {cfg.id}: {link.fatal}")
         code = EXIT_REJECTED
-    print(f"actor {cfg.id} stopped: {spool.counters.transitions_produced} transitions produced, "
-          f"{spool.pending_transitions()} spooled and not yet acked (resent by the next run of this actor)", flush=True)
+    say(f"actor {cfg.id} stopped: {spool.counters.transitions_produced} transitions produced, "
+        f"{spool.pending_transitions()} spooled and not yet acked (resent by the next run of this actor)")
     return code

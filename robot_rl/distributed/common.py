@@ -10,6 +10,7 @@ import os
 import re
 import signal
 import sys
+import threading
 import time
 from typing import Any, Mapping
 
@@ -24,6 +25,19 @@ PARENT_PID_ENV = "ROBOT_RL_STOP_WITH_PID"
 """Set by ``robot-rl launch`` for its children: the pid whose death must stop them."""
 _PR_SET_PDEATHSIG = 1
 log = logging.getLogger(__name__)
+
+
+_SAY = threading.Lock()
+
+
+def say(line: str) -> None:
+    """Print ``line`` whole. ``print`` writes the text and its newline in two writes, so under
+    ``PYTHONUNBUFFERED`` (launch's children) two threads' lines can join into one: the actor's control
+    loop and its network thread both report, and ``launch`` prefixes each line it reads with the
+    child's name."""
+    with _SAY:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
 
 
 def stop_with_parent() -> None:

@@ -34,7 +34,7 @@ import time
 
 import zmq
 
-from robot_rl.distributed.common import Throttle, lower_thread_priority, zmq_io_threads
+from robot_rl.distributed.common import Throttle, lower_thread_priority, say, zmq_io_threads
 from robot_rl.distributed.spool import Spool
 from robot_rl.transport import Ack, Heartbeat, Hello, MessageError, Reject, Stats, Weights, Welcome, messages
 from robot_rl.transport.auth import secure_client
@@ -263,8 +263,8 @@ class Link(threading.Thread):
             self.ask_resync(welcome.stored_seq, first_needed)
             return
         if not self.connected:
-            print(f"actor {self.cfg.actor}: connected to the learner at {self.cfg.learner}; it holds up to seq "
-                  f"{welcome.stored_seq}, resending {sum(s > welcome.stored_seq for s in pending)} spooled chunk(s)", flush=True)
+            say(f"actor {self.cfg.actor}: connected to the learner at {self.cfg.learner}; it holds up to seq "
+                f"{welcome.stored_seq}, resending {sum(s > welcome.stored_seq for s in pending)} spooled chunk(s)")
         self.connected, self._backoff, self._ever_welcomed, self._resync_asked_at = True, 1.0, True, None
         if welcome.weights_version >= 0:
             self._welcomed_at = min(self._welcomed_at, time.monotonic())
@@ -283,8 +283,8 @@ class Link(threading.Thread):
                           "this actor with a new --id")
             return
         if self._resync_asked_at is None:
-            print(f"actor {self.cfg.actor}: the learner holds seq up to {stored_seq}, but this actor's spool continues at seq "
-                  f"{first_needed}: the learner lost chunks it had acknowledged; asking it to continue from there", flush=True)
+            say(f"actor {self.cfg.actor}: the learner holds seq up to {stored_seq}, but this actor's spool continues at seq "
+                f"{first_needed}: the learner lost chunks it had acknowledged; asking it to continue from there")
             self._resync_asked_at = now
         beat = self._heartbeat("resync")
         self._send(messages.encode(dataclasses.replace(beat, counters={**beat.counters, "first_seq": first_needed})))
@@ -329,8 +329,8 @@ class Link(threading.Thread):
             keys = " (or it refuses this actor's CURVE key: see the learner's log)" if self.cfg.keys and not self._ever_welcomed else ""
             version = f"weights v{self.weights_version}" if self.weights_version >= 0 else "its initial weights"
             retry = f"hello again in {wait:.0f} s" if wait else "connecting"
-            print(f"learner unreachable at {self.cfg.learner}: no reply for {silent:.0f} s{keys}; acting with {version}, "
-                  f"{self.spool.pending_transitions()} transitions spooled ({retry})", flush=True)
+            say(f"learner unreachable at {self.cfg.learner}: no reply for {silent:.0f} s{keys}; acting with {version}, "
+                f"{self.spool.pending_transitions()} transitions spooled ({retry})")
 
     def _heartbeat(self, status: str) -> Heartbeat:
         self._beats += 1

@@ -2,7 +2,10 @@
 
 import contextlib
 import dataclasses
+import os
+import re
 import subprocess
+import sys
 import threading
 import time
 
@@ -133,3 +136,25 @@ def test_a_full_disk_under_the_spool_costs_a_warning_and_no_chunk(tmp_path, capl
         subprocess.run(["umount", "-l", str(disk)], check=False)
     assert "cannot write chunk seq" in caplog.text and "No space left on device" in caplog.text
     assert [c.seq for c in learner.chunks] == list(range(5)) and sum(c.count for c in learner.chunks) == 45
+
+
+SAY_FROM_TWO_THREADS = """
+import threading
+from robot_rl.distributed.common import say
+def report(tag):
+    for i in range(3000):
+        say(f"{tag} line {i} " + "x" * 60)
+threads = [threading.Thread(target=report, args=(tag,)) for tag in ("loop", "link")]
+[t.start() for t in threads]
+[t.join() for t in threads]
+"""
+
+
+def test_lines_said_by_two_threads_stay_whole():
+    """The actor's control loop and network thread both report; under launch (PYTHONUNBUFFERED, a pipe)
+    print's separate newline write let one line join another, which launch then prefixed as one line."""
+    proc = subprocess.run([sys.executable, "-c", SAY_FROM_TWO_THREADS], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 6000 and all(re.fullmatch(r"(loop|link) line \d+ x{60}", line) for line in lines)
